@@ -1,0 +1,191 @@
+/*
+ * evpop3d - listener.c: the accept side.  One evconnlistener per listen or
+ * listen_tls line.  Past max_connections (or max_connections_per_ip) a new
+ * connection gets one -ERR [SYS/TEMP] line and is closed.  When accept()
+ * fails for lack of descriptors, accepting pauses for a second instead of
+ * spinning on a socket that stays readable.
+ */
+#include "config.h"
+
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "conf.h"
+#include "listener.h"
+#include "log.h"
+#include "params.h"
+#include "session.h"
+
+struct listener {
+	struct evconnlistener	*lev;
+	int			 tls;
+	const char		*text;
+};
+
+static struct listener	*listener_all;
+static size_t		 listener_n;
+static struct event	*listener_pause_ev;
+static int		 listener_enabled;
+
+static void
+listener_refuse(int fd, const char *msg)
+{
+	ssize_t n;
+
+	/* Best effort: the socket is new, its buffer is empty. */
+	n = send(fd, msg, strlen(msg), MSG_DONTWAIT | MSG_NOSIGNAL);
+	(void)n;
+	close(fd);
+}
+
+/* Same address (port ignored)? */
+static int
+listener_same_addr(const struct sockaddr_storage *a, const struct sockaddr *b)
+{
+	if (a->ss_family != b->sa_family)
+		return 0;
+	if (b->sa_family == AF_INET)
+		return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+		    ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+	if (b->sa_family == AF_INET6)
+		return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+		    &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0;
+	return 0;
+}
+
+static void
+listener_accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
+    struct sockaddr *sa, int salen, void *arg)
+{
+	struct listener *l = arg;
+	const struct config *cfg = session_config();
+
+	(void)lev;
+	if (session_count() >= cfg->max_connections) {
+		log_warnx("listener %s: max_connections %u reached, refusing",
+		    l->text, cfg->max_connections);
+		listener_refuse(fd, "-ERR [SYS/TEMP] Too many connections, "
+		    "try again later.\r\n");
+		return;
+	}
+	if (cfg->max_connections_per_ip > 0 &&
+	    session_count_peer(sa, listener_same_addr) >=
+	    cfg->max_connections_per_ip) {
+		listener_refuse(fd, "-ERR [SYS/TEMP] Too many connections "
+		    "from your address.\r\n");
+		return;
+	}
+	session_accept(fd, sa, salen, l->tls, !l->tls && cfg->tls_cert != NULL);
+}
+
+static void
+listener_resume_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	(void)fd;
+	(void)ev;
+	(void)arg;
+	if (listener_enabled)
+		listener_enable();
+}
+
+/* accept() failed: out of descriptors pauses every listener briefly. */
+static void
+listener_error_cb(struct evconnlistener *lev, void *arg)
+{
+	struct listener *l = arg;
+	struct timeval tv = { LISTENER_PAUSE_MSEC / 1000,
+	    (LISTENER_PAUSE_MSEC % 1000) * 1000 };
+	int e = errno;
+	size_t i;
+
+	(void)lev;
+	if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
+		log_warnx("listener %s: accept: %s; pausing %d ms", l->text,
+		    strerror(e), LISTENER_PAUSE_MSEC);
+		for (i = 0; i < listener_n; i++)
+			evconnlistener_disable(listener_all[i].lev);
+		evtimer_add(listener_pause_ev, &tv);
+		return;
+	}
+	log_warnx("listener %s: accept: %s", l->text, strerror(e));
+}
+
+int
+listener_init(struct event_base *base, const struct config *cfg)
+{
+	size_t i;
+	struct listener *l;
+
+	if ((listener_all = calloc(cfg->nlistens, sizeof(*l))) == NULL) {
+		log_warn("listener: calloc");
+		return -1;
+	}
+	listener_pause_ev = evtimer_new(base, listener_resume_cb, NULL);
+	for (i = 0; i < cfg->nlistens; i++) {
+		const struct conf_listen *cl = &cfg->listens[i];
+		l = &listener_all[listener_n];
+		l->tls = cl->tls;
+		l->text = cl->text;
+		/* [::]:110 must not also claim 0.0.0.0:110: both may be
+		 * listed. */
+		l->lev = evconnlistener_new_bind(base, listener_accept_cb, l,
+		    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC |
+		    LEV_OPT_REUSEABLE | LEV_OPT_DISABLED |
+		    (cl->ss.ss_family == AF_INET6 ? LEV_OPT_BIND_IPV6ONLY : 0),
+		    1024, (const struct sockaddr *)&cl->ss, cl->sslen);
+		if (l->lev == NULL) {
+			log_warn("cannot listen on %s", cl->text);
+			return -1;
+		}
+		evconnlistener_set_error_cb(l->lev, listener_error_cb);
+		listener_n++;
+		log_info("listening on %s%s", cl->text, cl->tls ? " (TLS)" : "");
+	}
+	return 0;
+}
+
+void
+listener_enable(void)
+{
+	size_t i;
+
+	listener_enabled = 1;
+	for (i = 0; i < listener_n; i++)
+		evconnlistener_enable(listener_all[i].lev);
+}
+
+void
+listener_disable(void)
+{
+	size_t i;
+
+	listener_enabled = 0;
+	if (listener_pause_ev != NULL)
+		evtimer_del(listener_pause_ev);
+	for (i = 0; i < listener_n; i++)
+		evconnlistener_disable(listener_all[i].lev);
+}
+
+void
+listener_shutdown(void)
+{
+	size_t i;
+
+	listener_disable();
+	for (i = 0; i < listener_n; i++)
+		evconnlistener_free(listener_all[i].lev);
+	free(listener_all);
+	listener_all = NULL;
+	listener_n = 0;
+	if (listener_pause_ev != NULL)
+		event_free(listener_pause_ev);
+	listener_pause_ev = NULL;
+}

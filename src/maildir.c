@@ -1,0 +1,959 @@
+/*
+ * evpop3d - maildir.c: a session's snapshot of one Maildir (maildir.h).
+ * Every message is named by its path relative to the Maildir, "cur/NAME"
+ * or, when new/NAME could not be moved because cur/ already holds that
+ * name, "new/NAME"; so the *at(2) calls need no path building and a message
+ * left in new/ is still served.  Sizes are counted through msgfmt, so they
+ * are the octets RETR sends.  No global state: several worker threads may
+ * scan different mailboxes at once.
+ */
+#include "config.h"
+
+#include <sys/types.h>
+#include <sys/stat.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "maildir.h"
+#include "msgfmt.h"
+
+/* Read buffer for counting sizes at login. */
+#define MAILDIR_READ_CHUNK	(64 * 1024)
+/* Length of "cur/" and "new/". */
+#define MAILDIR_SUB_LEN		4
+
+struct mailbox {
+	char			*path;		/* as given to maildir_open */
+	struct maildir_msg	*msgs;
+	size_t			 nmsgs;
+	size_t			 cap;
+};
+
+/* cur/'s file names, sorted (maildir_update's renamed-file lookups). */
+struct maildir_list {
+	char			**v;
+	size_t			 n;
+};
+
+/* What one scan needs besides the mailbox under construction. */
+struct maildir_scan {
+	struct mailbox		*mb;
+	unsigned char		*buf;		/* MAILDIR_READ_CHUNK octets */
+	size_t			 skipped;
+};
+
+static int	maildir_mkdir(const char *, size_t);
+static const char *maildir_base(const char *, size_t *);
+static void	maildir_digest(const char *, size_t,
+		    char[MAILDIR_UIDL_MAX + 1]);
+static int	maildir_size_fd(int, unsigned char *, uint64_t *);
+static int	maildir_add(struct maildir_scan *, int, const char *,
+		    const char *, unsigned char);
+static int	maildir_scan_new(struct maildir_scan *, int, int);
+static int	maildir_scan_cur(struct maildir_scan *, int);
+static int	maildir_move_new(int, int, const char *, char **);
+static int	maildir_cmp(const void *, const void *);
+static void	maildir_assign_uidls(struct mailbox *);
+static char	*maildir_join(const char *, const char *, const char *);
+static int	maildir_same_base(const struct mailbox *, size_t, size_t);
+static int	maildir_claimed(const struct mailbox *, size_t, const char *);
+static int	maildir_candidate(struct mailbox *, size_t, const char *,
+		    char **);
+static DIR	*maildir_opendir_cur(const struct mailbox *);
+static int	maildir_find_renamed(struct mailbox *, size_t, char **);
+static int	maildir_strcmp(const void *, const void *);
+static void	maildir_list_free(struct maildir_list *);
+static int	maildir_list_cur(struct mailbox *, struct maildir_list *);
+static int	maildir_find_listed(struct mailbox *, size_t,
+		    const struct maildir_list *, char **);
+static int	maildir_sync_dir(int, const char *);
+
+/* Create one directory, accepting an existing directory. */
+static int
+maildir_mkdir(const char *path, size_t len)
+{
+	char *p;
+	struct stat st;
+	int r, saved;
+
+	if ((p = strndup(path, len)) == NULL)
+		return -1;
+	/* An existing directory is fine whatever mkdir(2) says about it. */
+	if ((r = mkdir(p, 0700)) == -1) {
+		saved = errno;
+		if (stat(p, &st) == 0 && S_ISDIR(st.st_mode))
+			r = 0;
+		else
+			errno = saved == EEXIST ? ENOTDIR : saved;
+	}
+	saved = errno;
+	free(p);
+	errno = saved;
+	return r;
+}
+
+/* mkdir -p for the Maildir and its three subdirectories. */
+int
+maildir_create(const char *dir)
+{
+	static const char *const subs[] = { "cur", "new", "tmp" };
+	size_t len, i;
+	char *sub;
+	int r;
+
+	len = strlen(dir);
+	if (len == 0) {
+		errno = ENOENT;
+		return -1;
+	}
+	for (i = 1; i <= len; i++) {
+		if (i < len && dir[i] != '/')
+			continue;
+		if (dir[i - 1] == '/')		/* "//" or a trailing '/' */
+			continue;
+		if (maildir_mkdir(dir, i) == -1)
+			return -1;
+	}
+	for (i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
+		if ((sub = maildir_join(dir, "/", subs[i])) == NULL)
+			return -1;
+		r = maildir_mkdir(sub, strlen(sub));
+		free(sub);
+		if (r == -1)
+			return -1;
+	}
+	return 0;
+}
+
+int
+maildir_is_message_name(const char *name)
+{
+	return name[0] != '\0' && name[0] != '.' && strchr(name, '/') == NULL;
+}
+
+/* Base name of a relative name ("cur/BASE:2,FL"), with its length. */
+static const char *
+maildir_base(const char *rel, size_t *len)
+{
+	const char *b = rel + MAILDIR_SUB_LEN;
+
+	*len = strcspn(b, ":");
+	return b;
+}
+
+/* "X:" and the lower-case hex SHA-1 of s: a form no valid name has. */
+static void
+maildir_digest(const char *s, size_t len, char out[MAILDIR_UIDL_MAX + 1])
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0, i;
+
+	/* SHA-1 is always available from the default provider. */
+	if (!EVP_Digest(s, len, md, &mdlen, EVP_sha1(), NULL) || mdlen != 20)
+		abort();
+	out[0] = 'X';
+	out[1] = ':';
+	for (i = 0; i < mdlen; i++) {
+		out[2 + 2 * i] = hex[md[i] >> 4];
+		out[3 + 2 * i] = hex[md[i] & 0xf];
+	}
+	out[2 + 2 * mdlen] = '\0';
+}
+
+void
+maildir_uidl(const char *base, size_t len, char out[MAILDIR_UIDL_MAX + 1])
+{
+	size_t i;
+	unsigned char c;
+
+	if (len < 1 || len > MAILDIR_UIDL_MAX) {
+		maildir_digest(base, len, out);
+		return;
+	}
+	for (i = 0; i < len; i++) {
+		c = base[i];
+		if (c < 0x21 || c > 0x7e || c == ':') {
+			maildir_digest(base, len, out);
+			return;
+		}
+	}
+	memcpy(out, base, len);
+	out[len] = '\0';
+}
+
+/* Count a file's octets as sent, reading it through msgfmt. */
+static int
+maildir_size_fd(int fd, unsigned char *buf, uint64_t *size)
+{
+	struct msgfmt m;
+	ssize_t n;
+
+	msgfmt_init(&m, -1, 0);
+	for (;;) {
+		n = read(fd, buf, MAILDIR_READ_CHUNK);
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (n == 0)
+			break;
+		msgfmt_feed(&m, buf, n, NULL);
+	}
+	msgfmt_finish(&m, NULL);
+	*size = m.octets;
+	return 0;
+}
+
+/*
+ * Add sub/name (sub is "cur" or "new", dfd its descriptor) to the snapshot
+ * if it is a readable regular file.  Returns 0 (added or left out) or -1
+ * on allocation failure.
+ */
+static int
+maildir_add(struct maildir_scan *sc, int dfd, const char *sub,
+    const char *name, unsigned char type)
+{
+	struct mailbox *mb = sc->mb;
+	struct maildir_msg *msg, *nm;
+	struct stat st;
+	uint64_t size;
+	size_t cap;
+	char *rel;
+	int fd;
+
+	if (type != DT_UNKNOWN && type != DT_REG)
+		return 0;
+	fd = openat(dfd, name,
+	    O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	if (fd == -1) {
+		/* Gone since readdir, or a symbolic link: not a message. */
+		if (errno != ENOENT && errno != ELOOP)
+			sc->skipped++;
+		return 0;
+	}
+	if (fstat(fd, &st) == -1) {
+		close(fd);
+		sc->skipped++;
+		return 0;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		return 0;
+	}
+	if (maildir_size_fd(fd, sc->buf, &size) == -1) {
+		close(fd);
+		sc->skipped++;
+		return 0;
+	}
+	close(fd);
+
+	if ((rel = maildir_join(sub, "/", name)) == NULL)
+		return -1;
+	if (mb->nmsgs == mb->cap) {
+		cap = mb->cap == 0 ? 64 : mb->cap * 2;
+		if ((nm = reallocarray(mb->msgs, cap, sizeof(*nm))) == NULL) {
+			free(rel);
+			return -1;
+		}
+		mb->msgs = nm;
+		mb->cap = cap;
+	}
+	msg = &mb->msgs[mb->nmsgs++];
+	memset(msg, 0, sizeof(*msg));
+	msg->name = rel;
+	msg->size = size;
+	return 0;
+}
+
+/*
+ * Move new/name to cur/ as name":2," (name unchanged if it already has
+ * info), never replacing a file in cur/.  Returns 0 (moved, or gone),
+ * or -1 with errno (EEXIST: cur/ has that name) when it stays in new/.
+ * *target gets the cur/ name on success, or NULL when the file is gone.
+ */
+static int
+maildir_move_new(int newfd, int curfd, const char *name, char **target)
+{
+	char *t;
+	struct stat st;
+	int saved;
+
+	*target = NULL;
+	if (strchr(name, ':') != NULL)
+		t = strdup(name);
+	else
+		t = maildir_join(name, ":2,", "");
+	if (t == NULL)
+		return -1;
+	if (linkat(newfd, name, curfd, t, 0) == 0) {
+		if (unlinkat(newfd, name, 0) == 0 || errno == ENOENT) {
+			*target = t;
+			return 0;
+		}
+		/* Both names now exist: undo, and serve it from new/. */
+		saved = errno;
+		unlinkat(curfd, t, 0);
+		free(t);
+		errno = saved;
+		return -1;
+	}
+	if (errno == ENOENT) {
+		free(t);
+		return 0;
+	}
+	/* No hard links on this file system (or not allowed): rename. */
+	if (errno == EPERM || errno == ENOSYS || errno == EXDEV ||
+	    errno == EOPNOTSUPP || errno == EMLINK) {
+#ifdef RENAME_NOREPLACE
+		if (renameat2(newfd, name, curfd, t, RENAME_NOREPLACE) == 0) {
+			*target = t;
+			return 0;
+		}
+		if (errno != EINVAL && errno != ENOSYS) {
+			saved = errno;
+			free(t);
+			if (saved == ENOENT)
+				return 0;
+			errno = saved;
+			return -1;
+		}
+#endif
+		/* Not atomic, but no worse than other Maildir readers. */
+		if (fstatat(curfd, t, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+			free(t);
+			errno = EEXIST;
+			return -1;
+		}
+		if (renameat(newfd, name, curfd, t) == 0) {
+			*target = t;
+			return 0;
+		}
+		saved = errno;
+		free(t);
+		if (saved == ENOENT)
+			return 0;
+		errno = saved;
+		return -1;
+	}
+	saved = errno;
+	free(t);
+	errno = saved;
+	return -1;
+}
+
+/*
+ * Deliver new/ into cur/; a message that cannot be moved is served from
+ * new/.  Returns 0 or -1 (errno set).
+ */
+static int
+maildir_scan_new(struct maildir_scan *sc, int newfd, int curfd)
+{
+	DIR *d;
+	struct dirent *de;
+	struct stat st;
+	unsigned char type;
+	char *target;
+	int fd, saved;
+
+	if ((fd = dup(newfd)) == -1)
+		return -1;
+	if ((d = fdopendir(fd)) == NULL) {
+		saved = errno;
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	for (;;) {
+		errno = 0;
+		if ((de = readdir(d)) == NULL)
+			break;
+		if (!maildir_is_message_name(de->d_name))
+			continue;
+		type = de->d_type;
+		if (type == DT_UNKNOWN) {
+			if (fstatat(newfd, de->d_name, &st,
+			    AT_SYMLINK_NOFOLLOW) == -1)
+				continue;
+			if (S_ISREG(st.st_mode))
+				type = DT_REG;
+		}
+		if (type != DT_REG)
+			continue;
+		if (maildir_move_new(newfd, curfd, de->d_name, &target) == 0) {
+			/* The scan of cur/ that follows picks it up. */
+			free(target);
+			continue;
+		}
+		if (errno == ENOMEM)
+			break;
+		if (maildir_add(sc, newfd, "new", de->d_name, DT_REG) == -1)
+			break;
+	}
+	saved = errno;
+	closedir(d);
+	errno = saved;
+	return saved != 0 ? -1 : 0;
+}
+
+/* Add every message of cur/.  Returns 0 or -1 (errno set). */
+static int
+maildir_scan_cur(struct maildir_scan *sc, int curfd)
+{
+	DIR *d;
+	struct dirent *de;
+	int fd, saved;
+
+	if ((fd = dup(curfd)) == -1)
+		return -1;
+	if ((d = fdopendir(fd)) == NULL) {
+		saved = errno;
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	for (;;) {
+		errno = 0;
+		if ((de = readdir(d)) == NULL)
+			break;
+		if (!maildir_is_message_name(de->d_name))
+			continue;
+		if (maildir_add(sc, curfd, "cur", de->d_name, de->d_type) == -1)
+			break;
+	}
+	saved = errno;
+	closedir(d);
+	errno = saved;
+	return saved != 0 ? -1 : 0;
+}
+
+/* Order by base name, then by the whole relative name ("cur/" first). */
+static int
+maildir_cmp(const void *a, const void *b)
+{
+	const struct maildir_msg *ma = a, *mb = b;
+	const char *ba, *bb;
+	size_t la, lb;
+	int c;
+
+	ba = maildir_base(ma->name, &la);
+	bb = maildir_base(mb->name, &lb);
+	c = memcmp(ba, bb, la < lb ? la : lb);
+	if (c != 0)
+		return c;
+	if (la != lb)
+		return la < lb ? -1 : 1;
+	return strcmp(ma->name, mb->name);
+}
+
+/*
+ * UIDLs after sorting.  A base name seen again (the same name in cur/ and
+ * new/, or twice in cur/ with different flags) gets the digest of its
+ * relative name, which contains '/' and so is no base name's digest.
+ */
+static void
+maildir_assign_uidls(struct mailbox *mb)
+{
+	const char *b, *pb = NULL;
+	size_t i, len, plen = 0;
+
+	for (i = 0; i < mb->nmsgs; i++) {
+		b = maildir_base(mb->msgs[i].name, &len);
+		if (pb != NULL && len == plen && memcmp(b, pb, len) == 0)
+			maildir_digest(mb->msgs[i].name,
+			    strlen(mb->msgs[i].name), mb->msgs[i].uidl);
+		else
+			maildir_uidl(b, len, mb->msgs[i].uidl);
+		pb = b;
+		plen = len;
+	}
+}
+
+/* Scan new/ (moving it into cur/), then cur/, and sort. */
+int
+maildir_open(const char *dir, struct mailbox **mbp, size_t *skipped,
+    const char **errstr)
+{
+	struct maildir_scan sc;
+	struct mailbox *mb;
+	const char *es = NULL;
+	int mfd = -1, curfd = -1, newfd = -1, saved;
+	size_t i;
+
+	*mbp = NULL;
+	if (skipped != NULL)
+		*skipped = 0;
+	memset(&sc, 0, sizeof(sc));
+	if ((mb = calloc(1, sizeof(*mb))) == NULL ||
+	    (mb->path = strdup(dir)) == NULL ||
+	    (sc.buf = malloc(MAILDIR_READ_CHUNK)) == NULL) {
+		es = "out of memory";
+		goto fail;
+	}
+	sc.mb = mb;
+	if ((mfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
+		es = "open Maildir";
+		goto fail;
+	}
+	if ((curfd = openat(mfd, "cur",
+	    O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
+		es = "open cur/";
+		goto fail;
+	}
+	if ((newfd = openat(mfd, "new",
+	    O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
+		es = "open new/";
+		goto fail;
+	}
+	if (maildir_scan_new(&sc, newfd, curfd) == -1) {
+		es = errno == ENOMEM ? "out of memory" : "read new/";
+		goto fail;
+	}
+	if (maildir_scan_cur(&sc, curfd) == -1) {
+		es = errno == ENOMEM ? "out of memory" : "read cur/";
+		goto fail;
+	}
+	close(newfd);
+	close(curfd);
+	close(mfd);
+	free(sc.buf);
+
+	qsort(mb->msgs, mb->nmsgs, sizeof(*mb->msgs), maildir_cmp);
+	maildir_assign_uidls(mb);
+	if (skipped != NULL)
+		*skipped = sc.skipped;
+	*mbp = mb;
+	return 0;
+
+fail:
+	saved = errno;
+	if (newfd != -1)
+		close(newfd);
+	if (curfd != -1)
+		close(curfd);
+	if (mfd != -1)
+		close(mfd);
+	free(sc.buf);
+	if (mb != NULL) {
+		for (i = 0; i < mb->nmsgs; i++)
+			free(mb->msgs[i].name);
+		free(mb->msgs);
+		free(mb->path);
+		free(mb);
+	}
+	if (errstr != NULL)
+		*errstr = es;
+	errno = saved;
+	return -1;
+}
+
+const char *
+maildir_path(const struct mailbox *mb)
+{
+	return mb->path;
+}
+
+size_t
+maildir_count(const struct mailbox *mb)
+{
+	return mb->nmsgs;
+}
+
+struct maildir_msg *
+maildir_msg(struct mailbox *mb, size_t idx)
+{
+	return &mb->msgs[idx];
+}
+
+void
+maildir_stat(const struct mailbox *mb, size_t *count, uint64_t *octets)
+{
+	size_t i, n = 0;
+	uint64_t o = 0;
+
+	for (i = 0; i < mb->nmsgs; i++) {
+		if (mb->msgs[i].deleted)
+			continue;
+		n++;
+		o += mb->msgs[i].size;
+	}
+	*count = n;
+	*octets = o;
+}
+
+void
+maildir_unmark_all(struct mailbox *mb)
+{
+	size_t i;
+
+	for (i = 0; i < mb->nmsgs; i++)
+		mb->msgs[i].deleted = 0;
+}
+
+/* a b c concatenated into a new string, or NULL (ENOMEM). */
+static char *
+maildir_join(const char *a, const char *b, const char *c)
+{
+	size_t la = strlen(a), lb = strlen(b), lc = strlen(c);
+	char *s;
+
+	if ((s = malloc(la + lb + lc + 1)) == NULL)
+		return NULL;
+	memcpy(s, a, la);
+	memcpy(s + la, b, lb);
+	memcpy(s + la + lb, c, lc + 1);
+	return s;
+}
+
+/* Do messages i and j have the same base name? */
+static int
+maildir_same_base(const struct mailbox *mb, size_t i, size_t j)
+{
+	const char *bi, *bj;
+	size_t li, lj;
+
+	bi = maildir_base(mb->msgs[i].name, &li);
+	bj = maildir_base(mb->msgs[j].name, &lj);
+	return li == lj && memcmp(bi, bj, li) == 0;
+}
+
+/*
+ * Does a message other than idx own relative name rel?  Only messages
+ * with idx's base name can, and the sorted table keeps them beside idx.
+ */
+static int
+maildir_claimed(const struct mailbox *mb, size_t idx, const char *rel)
+{
+	size_t i;
+
+	for (i = idx; i > 0 && maildir_same_base(mb, i - 1, idx); i--)
+		if (strcmp(mb->msgs[i - 1].name, rel) == 0)
+			return 1;
+	for (i = idx + 1; i < mb->nmsgs && maildir_same_base(mb, i, idx); i++)
+		if (strcmp(mb->msgs[i].name, rel) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * Is cur/dname a renamed copy of message idx: same base name, and not the
+ * file of another message of the snapshot?  Returns 1 and the relative
+ * name in *rel, 0, or -1 (ENOMEM).
+ */
+static int
+maildir_candidate(struct mailbox *mb, size_t idx, const char *dname,
+    char **rel)
+{
+	const char *base;
+	size_t blen;
+	char *cand;
+
+	*rel = NULL;
+	base = maildir_base(mb->msgs[idx].name, &blen);
+	if (!maildir_is_message_name(dname) ||
+	    strncmp(dname, base, blen) != 0 ||
+	    (dname[blen] != '\0' && dname[blen] != ':'))
+		return 0;
+	if ((cand = maildir_join("cur/", dname, "")) == NULL)
+		return -1;
+	if (strcmp(cand, mb->msgs[idx].name) == 0 ||
+	    maildir_claimed(mb, idx, cand)) {
+		free(cand);
+		return 0;
+	}
+	*rel = cand;
+	return 1;
+}
+
+/* Open cur/ for reading; NULL with errno set. */
+static DIR *
+maildir_opendir_cur(const struct mailbox *mb)
+{
+	DIR *d;
+	char *cur;
+	int saved;
+
+	if ((cur = maildir_join(mb->path, "/", "cur")) == NULL)
+		return NULL;
+	d = opendir(cur);
+	saved = errno;
+	free(cur);
+	errno = saved;
+	return d;
+}
+
+/*
+ * Message idx's file is gone: look in cur/ for its base name with other
+ * flags (another reader renamed it).  Returns 1 and the new relative name
+ * in *rel, 0 if there is none, -1 on error (errno set).
+ */
+static int
+maildir_find_renamed(struct mailbox *mb, size_t idx, char **rel)
+{
+	DIR *d;
+	struct dirent *de;
+	int r = 0;
+
+	*rel = NULL;
+	if ((d = maildir_opendir_cur(mb)) == NULL)
+		return errno == ENOENT ? 0 : -1;
+	while (r == 0 && (de = readdir(d)) != NULL)
+		r = maildir_candidate(mb, idx, de->d_name, rel);
+	closedir(d);
+	if (r == -1)
+		errno = ENOMEM;
+	return r;
+}
+
+static int
+maildir_strcmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Free a list made by maildir_list_cur. */
+static void
+maildir_list_free(struct maildir_list *l)
+{
+	size_t i;
+
+	for (i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+	memset(l, 0, sizeof(*l));
+}
+
+/* Read cur/'s names once, sorted, for many renamed-file lookups. */
+static int
+maildir_list_cur(struct mailbox *mb, struct maildir_list *l)
+{
+	DIR *d;
+	struct dirent *de;
+	char **nv;
+	size_t cap = 0;
+
+	memset(l, 0, sizeof(*l));
+	if ((d = maildir_opendir_cur(mb)) == NULL)
+		return errno == ENOENT ? 0 : -1;
+	while ((de = readdir(d)) != NULL) {
+		if (!maildir_is_message_name(de->d_name))
+			continue;
+		if (l->n == cap) {
+			cap = cap == 0 ? 256 : cap * 2;
+			if ((nv = reallocarray(l->v, cap, sizeof(*nv))) ==
+			    NULL)
+				goto fail;
+			l->v = nv;
+		}
+		if ((l->v[l->n] = strdup(de->d_name)) == NULL)
+			goto fail;
+		l->n++;
+	}
+	closedir(d);
+	qsort(l->v, l->n, sizeof(*l->v), maildir_strcmp);
+	return 0;
+
+fail:
+	closedir(d);
+	maildir_list_free(l);
+	errno = ENOMEM;
+	return -1;
+}
+
+/*
+ * maildir_find_renamed over a sorted list of cur/: the names starting
+ * with idx's base name are one run, found by binary search.
+ */
+static int
+maildir_find_listed(struct mailbox *mb, size_t idx,
+    const struct maildir_list *l, char **rel)
+{
+	const char *base;
+	size_t blen, lo = 0, hi = l->n, mid;
+	int r = 0;
+
+	*rel = NULL;
+	base = maildir_base(mb->msgs[idx].name, &blen);
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (strncmp(l->v[mid], base, blen) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (; r == 0 && lo < l->n &&
+	    strncmp(l->v[lo], base, blen) == 0; lo++)
+		r = maildir_candidate(mb, idx, l->v[lo], rel);
+	if (r == -1)
+		errno = ENOMEM;
+	return r;
+}
+
+/* Open by relative name; on ENOENT follow a flag change by base name. */
+int
+maildir_msg_open(struct mailbox *mb, size_t idx)
+{
+	struct maildir_msg *msg = &mb->msgs[idx];
+	struct stat st;
+	char *path, *rel;
+	int fd, flags, tries, r, saved;
+
+	for (tries = 0; tries < 2; tries++) {
+		if ((path = maildir_join(mb->path, "/", msg->name)) == NULL)
+			return -1;
+		fd = open(path,
+		    O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+		saved = errno;
+		free(path);
+		if (fd != -1) {
+			if (fstat(fd, &st) == -1) {
+				saved = errno;
+				close(fd);
+				errno = saved;
+				return -1;
+			}
+			if (!S_ISREG(st.st_mode)) {
+				close(fd);
+				errno = ENOENT;
+				return -1;
+			}
+			/* Only there to keep a FIFO from blocking open(2). */
+			if ((flags = fcntl(fd, F_GETFL)) != -1)
+				(void)fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+			return fd;
+		}
+		if (saved != ENOENT) {
+			errno = saved;
+			return -1;
+		}
+		if ((r = maildir_find_renamed(mb, idx, &rel)) == -1)
+			return -1;
+		if (r == 0)
+			break;
+		free(msg->name);
+		msg->name = rel;
+	}
+	errno = ENOENT;
+	return -1;
+}
+
+/* fsync(2) directory sub of the Maildir; 0 or -1 (errno set). */
+static int
+maildir_sync_dir(int mfd, const char *sub)
+{
+	int dfd, r, saved;
+
+	if ((dfd = openat(mfd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+		return -1;
+	r = fsync(dfd);
+	saved = errno;
+	close(dfd);
+	/* Some file systems cannot sync a directory: nothing to wait for. */
+	if (r == -1 && saved == EINVAL)
+		r = 0;
+	errno = saved;
+	return r;
+}
+
+/* Remove the marked messages, then make the removals durable. */
+int
+maildir_update(struct mailbox *mb, size_t *removed, size_t *failed)
+{
+	struct maildir_msg *msg;
+	struct maildir_list list;
+	char *rel;
+	size_t i, nrem = 0, nfail = 0;
+	int mfd, r, listed = 0, used_cur = 0, used_new = 0, ret = 0;
+	int saved = 0;
+
+	if ((mfd = open(mb->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
+		saved = errno;
+		for (i = 0; i < mb->nmsgs; i++)
+			if (mb->msgs[i].deleted)
+				nfail++;
+		goto out;
+	}
+	for (i = 0; i < mb->nmsgs; i++) {
+		msg = &mb->msgs[i];
+		if (!msg->deleted)
+			continue;
+		if (unlinkat(mfd, msg->name, 0) == -1) {
+			if (errno != ENOENT) {
+				saved = errno;
+				nfail++;
+				continue;
+			}
+			/* Renamed by another reader?  Remove that file. */
+			if (!listed) {
+				if (maildir_list_cur(mb, &list) == -1) {
+					saved = errno;
+					nfail++;
+					continue;
+				}
+				listed = 1;
+			}
+			r = maildir_find_listed(mb, i, &list, &rel);
+			if (r == 1) {
+				free(msg->name);
+				msg->name = rel;
+				if (unlinkat(mfd, msg->name, 0) == -1 &&
+				    errno != ENOENT)
+					r = -1;
+			}
+			if (r == -1) {
+				saved = errno;
+				nfail++;
+				continue;
+			}
+		}
+		nrem++;
+		if (strncmp(msg->name, "new/", MAILDIR_SUB_LEN) == 0)
+			used_new = 1;
+		else
+			used_cur = 1;
+	}
+	if (listed)
+		maildir_list_free(&list);
+	if (used_cur && maildir_sync_dir(mfd, "cur") == -1) {
+		saved = errno;
+		ret = -1;
+	}
+	if (used_new && maildir_sync_dir(mfd, "new") == -1) {
+		saved = errno;
+		ret = -1;
+	}
+	close(mfd);
+out:
+	if (removed != NULL)
+		*removed = nrem;
+	if (failed != NULL)
+		*failed = nfail;
+	if (nfail != 0)
+		ret = -1;
+	if (ret == -1)
+		errno = saved;
+	return ret;
+}
+
+void
+maildir_free(struct mailbox *mb)
+{
+	size_t i;
+
+	if (mb == NULL)
+		return;
+	for (i = 0; i < mb->nmsgs; i++)
+		free(mb->msgs[i].name);
+	free(mb->msgs);
+	free(mb->path);
+	free(mb);
+}

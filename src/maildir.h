@@ -1,0 +1,91 @@
+/*
+ * evpop3d - maildir.h: a session's snapshot of one Maildir.  Pure: no
+ * libevent; safe to call from a worker thread (no global state).
+ *
+ * At login the mailbox is scanned once (cur/ and new/; tmp/, dot files and
+ * anything that is not a regular file are ignored).  Messages found in new/
+ * are moved to cur/ with ":2," appended, keeping their base name and so
+ * their UIDL.  The snapshot then never changes except for deletion marks:
+ * mail delivered during the session waits for the next one.
+ */
+#ifndef EVPOP3D_MAILDIR_H
+#define EVPOP3D_MAILDIR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* RFC 1939 section 7: a unique-id is 1 to 70 octets in 0x21..0x7E. */
+#define MAILDIR_UIDL_MAX	70
+
+struct mailbox;
+
+struct maildir_msg {
+	char		*name;		/* file name in cur/ (with ":2,..." info) */
+	char		 uidl[MAILDIR_UIDL_MAX + 1];
+	uint64_t	 size;		/* octets as sent, before dot-stuffing */
+	int		 deleted;	/* DELE mark; only QUIT acts on it */
+};
+
+/*
+ * Make sure dir and its cur/ new/ tmp/ exist (creating missing ones, and
+ * missing parents, with mode 0700).  Returns 0 or -1 with errno set.
+ */
+int	maildir_create(const char *dir);
+
+/*
+ * Scan the Maildir at dir into a new snapshot: move new/ messages to cur/,
+ * compute every size with msgfmt, order messages by base name (delivery
+ * order for standard names).  Unreadable files are left out (and counted
+ * in *skipped if skipped is not NULL).  Returns 0, or -1 with errno set
+ * and *errstr naming the failing step.
+ */
+int	maildir_open(const char *dir, struct mailbox **mbp, size_t *skipped,
+	    const char **errstr);
+
+/* The Maildir's path as given to maildir_open. */
+const char *maildir_path(const struct mailbox *);
+
+/* Number of messages in the snapshot, deleted ones included. */
+size_t	maildir_count(const struct mailbox *);
+
+/* Message idx (0-based, < maildir_count). */
+struct maildir_msg *maildir_msg(struct mailbox *, size_t idx);
+
+/* Count and total size of the messages not marked deleted. */
+void	maildir_stat(const struct mailbox *, size_t *count, uint64_t *octets);
+
+/* Clear every deletion mark (RSET). */
+void	maildir_unmark_all(struct mailbox *);
+
+/*
+ * Open message idx read-only.  If its file was renamed by another Maildir
+ * reader (flags changed), it is found again in cur/ by base name.  Returns
+ * a file descriptor, or -1 with errno (ENOENT: the message is gone).
+ */
+int	maildir_msg_open(struct mailbox *, size_t idx);
+
+/*
+ * UPDATE state (RFC 1939 section 6): remove exactly the marked messages
+ * (a file already gone counts as removed; a renamed one is found by base
+ * name), then fsync cur/ so the removals are durable.  *removed and
+ * *failed count messages.  Returns 0 if every marked message is gone, -1
+ * otherwise.
+ */
+int	maildir_update(struct mailbox *, size_t *removed, size_t *failed);
+
+void	maildir_free(struct mailbox *);
+
+/*
+ * The UIDL for a base name (file name before ':'): the base name itself
+ * when it is 1..70 octets of 0x21..0x7E and contains no ':', else "X:"
+ * followed by 40 hex digits of the SHA-1 of the base name (a valid base
+ * name never contains ':', so the two forms cannot collide).
+ */
+void	maildir_uidl(const char *base, size_t len,
+	    char out[MAILDIR_UIDL_MAX + 1]);
+
+/* Is name (a directory entry of cur/ or new/) a message file?  Not a dot
+ * file, not empty, no '/'.  Returns 1 or 0. */
+int	maildir_is_message_name(const char *name);
+
+#endif /* EVPOP3D_MAILDIR_H */

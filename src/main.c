@@ -1,0 +1,366 @@
+/*
+ * evpop3d - main.c: options, startup order, privilege drop, signals, the
+ * event loop and the SIGTERM shutdown.
+ *
+ * Startup order matters: configuration, then listeners (which may need
+ * root for port 110), then everything read with root's rights (passwd_file,
+ * TLS key), then the irrevocable drop to `user`, and only then threads and
+ * sessions.  No session is ever served as root.
+ */
+#include "config.h"
+
+#include <sys/types.h>
+#include <sys/resource.h>
+#include <errno.h>
+#include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include "auth.h"
+#include "conf.h"
+#include "listener.h"
+#include "lock.h"
+#include "log.h"
+#include "params.h"
+#include "session.h"
+#include "tls.h"
+#include "util.h"
+#include "worker.h"
+
+#ifndef EVPOP3D_CONF_DEFAULT
+#define EVPOP3D_CONF_DEFAULT	"/etc/evpop3d/evpop3d.conf"
+#endif
+
+static struct event_base	*main_base;
+static struct config		*main_cfg;
+static struct event		*main_stop_ev;
+static struct event		*main_refresh_ev;
+static int			 main_stopping;
+
+static void
+main_usage(void)
+{
+	fprintf(stderr, "usage: evpop3d [-dFtV] [-c file]\n"
+	    "       evpop3d --hash-password < password\n");
+	exit(1);
+}
+
+/* Read one password from standard input (no echo on a terminal), print
+ * its crypt(3) hash for the passwd file. */
+static int
+main_hash_password(void)
+{
+	char pw[1024], hash[512];
+	struct termios t, saved;
+	int tty = isatty(STDIN_FILENO);
+	size_t n;
+
+	if (tty && tcgetattr(STDIN_FILENO, &saved) == 0) {
+		t = saved;
+		t.c_lflag &= ~ECHO;
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &t);
+		fprintf(stderr, "Password: ");
+	}
+	if (fgets(pw, sizeof(pw), stdin) == NULL)
+		pw[0] = '\0';
+	if (tty) {
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved);
+		fprintf(stderr, "\n");
+	}
+	n = strcspn(pw, "\r\n");
+	pw[n] = '\0';
+	if (n == 0) {
+		fprintf(stderr, "evpop3d: empty password\n");
+		return 1;
+	}
+	if (auth_hash_password(pw, hash, sizeof(hash)) == -1) {
+		util_wipe(pw, sizeof(pw));
+		fprintf(stderr, "evpop3d: cannot hash password\n");
+		return 1;
+	}
+	util_wipe(pw, sizeof(pw));
+	printf("%s\n", hash);
+	return 0;
+}
+
+/* Give up root for good: no supplementary groups, then gid, then uid,
+ * and prove that root cannot be regained. */
+static void
+main_drop_privileges(const struct config *cfg)
+{
+	struct passwd *pw;
+	struct group *gr;
+	uid_t uid;
+	gid_t gid;
+
+	if (geteuid() != 0)
+		return;
+	if ((pw = getpwnam(cfg->user)) == NULL)
+		fatalx("%s: user %s: no such user", cfg->path, cfg->user);
+	uid = pw->pw_uid;
+	gid = pw->pw_gid;
+	if (cfg->group != NULL) {
+		if ((gr = getgrnam(cfg->group)) == NULL)
+			fatalx("%s: group %s: no such group", cfg->path,
+			    cfg->group);
+		gid = gr->gr_gid;
+	}
+	if (uid == 0)
+		fatalx("%s: user %s is root; choose an unprivileged user",
+		    cfg->path, cfg->user);
+	if (setgroups(0, NULL) == -1)
+		fatal("setgroups");
+	if (setresgid(gid, gid, gid) == -1)
+		fatal("setresgid");
+	if (setresuid(uid, uid, uid) == -1)
+		fatal("setresuid");
+	if (setuid(0) != -1 || seteuid(0) != -1 || getuid() != uid ||
+	    geteuid() != uid || getgid() != gid || getegid() != gid)
+		fatalx("privilege drop to %s failed", cfg->user);
+	log_info("running as user %s (uid %u, gid %u)", cfg->user,
+	    (unsigned)uid, (unsigned)gid);
+}
+
+/* Each session needs a descriptor, plus one per message being sent. */
+static void
+main_raise_nofile(const struct config *cfg)
+{
+	struct rlimit rl;
+	rlim_t want = (rlim_t)cfg->max_connections * 2 + 64;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
+		return;
+	if (rl.rlim_cur >= want)
+		return;
+	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want &&
+	    geteuid() == 0)
+		rl.rlim_max = want;
+	rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ?
+	    want : rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
+		log_warn("setrlimit NOFILE %llu", (unsigned long long)want);
+	if (rl.rlim_cur < want)
+		log_warnx("descriptor limit %llu is below what "
+		    "max_connections %u needs (%llu)",
+		    (unsigned long long)rl.rlim_cur, cfg->max_connections,
+		    (unsigned long long)want);
+}
+
+/* Wait for sessions still in UPDATE, then leave the loop. */
+static void
+main_stop_check_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct timeval tv = { 0, 20000 };
+	static int rounds;
+
+	(void)fd;
+	(void)ev;
+	(void)arg;
+	if (session_count() == 0 || ++rounds > 500) {
+		event_base_loopexit(main_base, NULL);
+		return;
+	}
+	evtimer_add(main_stop_ev, &tv);
+}
+
+/* SIGTERM/SIGINT: stop accepting, end sessions without UPDATE. */
+static void
+main_sigterm_cb(evutil_socket_t sig, short ev, void *arg)
+{
+	struct timeval tv = { 0, 0 };
+
+	(void)ev;
+	(void)arg;
+	if (main_stopping)
+		return;
+	main_stopping = 1;
+	log_info("signal %d: shutting down, %u sessions", (int)sig,
+	    session_count());
+	listener_disable();
+	session_shutdown_all();
+	evtimer_add(main_stop_ev, &tv);
+}
+
+/* SIGHUP: re-read passwd_file and the TLS pair; a broken one keeps the
+ * old in use. */
+static void
+main_sighup_cb(evutil_socket_t sig, short ev, void *arg)
+{
+	struct passwd_db *db;
+	char err[512];
+
+	(void)sig;
+	(void)ev;
+	(void)arg;
+	if ((db = auth_db_load(main_cfg->passwd_file, err,
+	    sizeof(err))) == NULL)
+		log_warnx("reload: %s; keeping the old passwd_file", err);
+	else {
+		session_set_passwd(db);
+		log_info("reload: passwd_file %s, %zu users",
+		    main_cfg->passwd_file, auth_db_count(db));
+	}
+	if (main_cfg->tls_cert != NULL) {
+		if (tls_load(main_cfg->tls_cert, main_cfg->tls_key, err,
+		    sizeof(err)) == -1)
+			log_warnx("reload: %s; keeping the old certificate",
+			    err);
+		else
+			log_info("reload: certificate %s", main_cfg->tls_cert);
+	}
+}
+
+static void
+main_lock_refresh_run(void *arg)
+{
+	int lost;
+
+	(void)arg;
+	if ((lost = lock_refresh_all()) > 0)
+		log_warnx("%d mailbox lock files were removed or replaced "
+		    "by someone else", lost);
+}
+
+/* Keep our lock files fresh so other hosts do not take them over. */
+static void
+main_lock_refresh_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	(void)fd;
+	(void)ev;
+	(void)arg;
+	if (lock_count() > 0)
+		worker_submit(main_lock_refresh_run, NULL, NULL);
+}
+
+int
+main(int argc, char *argv[])
+{
+	static const struct option longopts[] = {
+		{ "hash-password", no_argument, NULL, 'H' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 }
+	};
+	const char *conffile = EVPOP3D_CONF_DEFAULT;
+	int ch, foreground = 0, test = 0, debug = 0;
+	char err[1024], warn[512];
+	struct passwd_db *db;
+	struct event *ev_term, *ev_int, *ev_hup;
+	struct timeval refresh = { LOCK_REFRESH_SEC, 0 };
+
+	while ((ch = getopt_long(argc, argv, "c:dFtV", longopts,
+	    NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			conffile = optarg;
+			break;
+		case 'd':
+			debug = 1;
+			break;
+		case 'F':
+			foreground = 1;
+			break;
+		case 't':
+			test = 1;
+			break;
+		case 'V':
+			printf("evpop3d %s\n", PACKAGE_VERSION);
+			return 0;
+		case 'H':
+			return main_hash_password();
+		default:
+			main_usage();
+		}
+	}
+	if (optind != argc)
+		main_usage();
+
+	main_cfg = conf_load(conffile, 1, err, sizeof(err), warn,
+	    sizeof(warn));
+	if (main_cfg == NULL) {
+		fprintf(stderr, "evpop3d: %s\n", err);
+		return 1;
+	}
+	if (warn[0] != '\0')
+		fprintf(stderr, "evpop3d: warning: %s\n", warn);
+	if ((db = auth_db_load(main_cfg->passwd_file, err,
+	    sizeof(err))) == NULL) {
+		fprintf(stderr, "evpop3d: %s\n", err);
+		return 1;
+	}
+	if (main_cfg->tls_cert != NULL && tls_load(main_cfg->tls_cert,
+	    main_cfg->tls_key, err, sizeof(err)) == -1) {
+		fprintf(stderr, "evpop3d: %s: %s\n", main_cfg->path, err);
+		return 1;
+	}
+	if (test) {
+		printf("evpop3d: configuration %s OK\n", conffile);
+		return 0;
+	}
+	if (geteuid() == 0 && main_cfg->user == NULL) {
+		fprintf(stderr, "evpop3d: %s: started as root but no `user` "
+		    "is configured; refusing to serve mail as root\n",
+		    main_cfg->path);
+		return 1;
+	}
+
+	log_init(foreground, debug || main_cfg->log_debug);
+	signal(SIGPIPE, SIG_IGN);
+	if (evthread_use_pthreads() == -1)
+		fatalx("evthread_use_pthreads failed");
+	if ((main_base = event_base_new()) == NULL)
+		fatalx("event_base_new failed");
+	main_raise_nofile(main_cfg);
+	if (listener_init(main_base, main_cfg) == -1)
+		return 1;
+	main_drop_privileges(main_cfg);
+	if (!foreground && daemon(0, 0) == -1)
+		fatal("daemon");
+
+	lock_init(main_cfg->lock_stale_timeout);
+	session_init(main_base, main_cfg, db);
+	if (worker_init(main_base, 0) == -1)
+		fatalx("cannot start worker threads");
+
+	ev_term = evsignal_new(main_base, SIGTERM, main_sigterm_cb, NULL);
+	ev_int = evsignal_new(main_base, SIGINT, main_sigterm_cb, NULL);
+	ev_hup = evsignal_new(main_base, SIGHUP, main_sighup_cb, NULL);
+	main_stop_ev = evtimer_new(main_base, main_stop_check_cb, NULL);
+	main_refresh_ev = event_new(main_base, -1, EV_PERSIST,
+	    main_lock_refresh_cb, NULL);
+	if (ev_term == NULL || ev_int == NULL || ev_hup == NULL ||
+	    main_stop_ev == NULL || main_refresh_ev == NULL)
+		fatalx("cannot create events");
+	evsignal_add(ev_term, NULL);
+	evsignal_add(ev_int, NULL);
+	evsignal_add(ev_hup, NULL);
+	event_add(main_refresh_ev, &refresh);
+
+	listener_enable();
+	log_info("evpop3d %s started", PACKAGE_VERSION);
+	event_base_dispatch(main_base);
+
+	/* Finish jobs already queued (an UPDATE in progress completes). */
+	worker_shutdown();
+	session_shutdown_all();		/* those that were waiting on a job */
+	listener_shutdown();
+	event_free(ev_term);
+	event_free(ev_int);
+	event_free(ev_hup);
+	event_free(main_stop_ev);
+	event_free(main_refresh_ev);
+	session_set_passwd(NULL);
+	tls_shutdown();
+	conf_free(main_cfg);
+	event_base_free(main_base);
+	log_info("evpop3d stopped");
+	return 0;
+}

@@ -1,0 +1,132 @@
+/*
+ * evpop3d - msgfmt.c: the encoder from message file octets to POP3 wire
+ * octets (msgfmt.h).  Lines end at LF; a CR right before the LF is part of
+ * the CRLF, any other CR is ordinary data.  A CR is copied out as soon as
+ * it is read and only remembered (held_cr), so an LF that follows it adds
+ * just the LF: the output is the same as holding the CR back, and a line
+ * is never delayed.  The inner loop finds line ends with memchr(3) and
+ * copies whole runs, so counting sizes at login costs about one pass of
+ * memchr over each message.
+ */
+#include "config.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "msgfmt.h"
+
+static void	msgfmt_end_line(struct msgfmt *);
+
+void
+msgfmt_init(struct msgfmt *m, long long top_lines, int stuff)
+{
+	memset(m, 0, sizeof(*m));
+	m->stuff = stuff != 0;
+	m->bol = 1;
+	m->body_left = top_lines < 0 ? -1 : top_lines;
+}
+
+/* Account for a line end just written: header/body split and TOP limit. */
+static void
+msgfmt_end_line(struct msgfmt *m)
+{
+	int empty;
+
+	if (!m->in_body) {
+		/* "\r\n" alone is an empty line too (RFC 5322 section 2.1). */
+		empty = m->line_len == 0 || (m->line_len == 1 && m->held_cr);
+		if (empty) {
+			m->in_body = 1;
+			if (m->body_left == 0)
+				m->done = 1;
+		}
+	} else if (m->body_left > 0 && --m->body_left == 0)
+		m->done = 1;
+	m->bol = 1;
+	m->held_cr = 0;
+	m->line_len = 0;
+}
+
+/* Encode one chunk: runs up to each LF are copied whole. */
+size_t
+msgfmt_feed(struct msgfmt *m, const unsigned char *in, size_t n,
+    unsigned char *out)
+{
+	const unsigned char *p, *end, *lf;
+	unsigned char *o = out;
+	size_t run, produced = 0;
+
+	if (m->done || n == 0)
+		return 0;
+	end = in + n;
+	for (p = in; p < end; ) {
+		/* RFC 1939 section 3: a line starting with '.' gets another. */
+		if (m->bol && m->stuff && *p == '.') {
+			if (o != NULL)
+				*o++ = '.';
+			produced++;
+		}
+		lf = memchr(p, '\n', end - p);
+		run = (lf != NULL ? lf : end) - p;
+		if (run > 0) {
+			if (o != NULL) {
+				memcpy(o, p, run);
+				o += run;
+			}
+			produced += run;
+			m->line_len += run;
+			m->held_cr = p[run - 1] == '\r';
+			m->bol = 0;
+		}
+		if (lf == NULL)
+			break;
+		/* The LF, after a CR unless the run copied ended in one. */
+		if (o != NULL) {
+			if (!m->held_cr)
+				*o++ = '\r';
+			*o++ = '\n';
+		}
+		produced += m->held_cr ? 1 : 2;
+		p = lf + 1;
+		msgfmt_end_line(m);
+		if (m->done)
+			break;
+	}
+	m->octets += produced;
+	return produced;
+}
+
+/* A last line without LF (even one ending in CR) still gets its CRLF. */
+size_t
+msgfmt_finish(struct msgfmt *m, unsigned char *out)
+{
+	if (m->done || m->bol)
+		return 0;
+	if (out != NULL) {
+		out[0] = '\r';
+		out[1] = '\n';
+	}
+	m->bol = 1;
+	m->held_cr = 0;
+	m->line_len = 0;
+	m->octets += 2;
+	return 2;
+}
+
+int
+msgfmt_done(const struct msgfmt *m)
+{
+	return m->done;
+}
+
+uint64_t
+msgfmt_size(const unsigned char *data, size_t n)
+{
+	struct msgfmt m;
+
+	msgfmt_init(&m, -1, 0);
+	msgfmt_feed(&m, data, n, NULL);
+	msgfmt_finish(&m, NULL);
+	return m.octets;
+}

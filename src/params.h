@@ -1,0 +1,51 @@
+/*
+ * evpop3d - params.h: every internal limit in one place, with its unit and
+ * the reason for its value.  Nothing here is configurable at run time; the
+ * administrator's knobs live in conf.h.
+ */
+#ifndef EVPOP3D_PARAMS_H
+#define EVPOP3D_PARAMS_H
+
+/* RFC 2449 section 4: a command line is at most 255 octets with its CRLF. */
+#define POP_LINE_MAX		255
+/* Buffered input with no line end beyond this is an attack, not a typo:
+ * close the connection rather than keep reading. */
+#define POP_LINE_ABSURD		4096
+/* Stop reading from the socket once this much unparsed input is queued
+ * (pipelined commands wait in the kernel instead of in our memory). */
+#define SESSION_INPUT_HIWAT	16384
+/* Stop executing pipelined commands while this many reply octets wait for a
+ * client that does not read; resume when the buffer drains. */
+#define SESSION_OUTPUT_HIWAT	(64 * 1024)
+/* Commands executed per read callback before yielding to other sessions. */
+#define SESSION_CMDS_PER_EVENT	32
+/* -ERR replies in a row before the session is closed (Dovecot uses 20). */
+#define SESSION_BAD_CMDS_MAX	20
+
+/* RETR/TOP: refill the output buffer when it drains below the low mark,
+ * stop once it holds the high mark; read the file in chunks of CHUNK. */
+#define RETR_LOWAT		(16 * 1024)
+#define RETR_HIWAT		(64 * 1024)
+#define RETR_CHUNK		(16 * 1024)
+
+/* User names: longer ones are refused before any path is built. */
+#define AUTH_USER_MAX		128
+/* Passwords (PASS argument) are bounded by POP_LINE_MAX anyway. */
+#define AUTH_PASS_MAX		POP_LINE_MAX
+
+/* Lock file refresh interval; a lock from another host whose mtime is older
+ * than lock_stale_timeout (conf, default below) is taken over. */
+#define LOCK_REFRESH_SEC	30
+#define LOCK_STALE_SEC_DEFAULT	300
+
+/* Worker pool for blocking jobs (crypt, Maildir scan, UPDATE). */
+#define WORKER_THREADS_MIN	2
+#define WORKER_THREADS_MAX	16
+
+/* EMFILE on accept: pause the listener this long, then retry. */
+#define LISTENER_PAUSE_MSEC	1000
+
+/* Greeting timestamp host part, sanitised, at most this long. */
+#define GREETING_HOST_MAX	64
+
+#endif /* EVPOP3D_PARAMS_H */
