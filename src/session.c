@@ -410,6 +410,35 @@ session_resume(struct session *s)
 	event_active(s->resume_ev, EV_TIMEOUT, 0);
 }
 
+/*
+ * A closing session goes once no job holds it and its output is out (or
+ * can never go out).  Returns 1 if it was freed.
+ */
+static int
+session_try_free(struct session *s)
+{
+	struct bufferevent *under;
+	struct timeval tv = { 0, 10000 };
+
+	if (s->jobs > 0)
+		return 0;
+	if (!(s->flags & SF_PEER_GONE) && s->close_polls < 500) {
+		if (evbuffer_get_length(bufferevent_get_output(s->bev)) > 0)
+			return 0;	/* the write callback comes back */
+		under = bufferevent_get_underlying(s->bev);
+		if (under != NULL &&
+		    evbuffer_get_length(bufferevent_get_output(under)) > 0) {
+			/* STLS filter: its socket calls no callback of ours,
+			 * so look again shortly (at most 5 s). */
+			s->close_polls++;
+			evtimer_add(s->timer, &tv);
+			return 0;
+		}
+	}
+	session_free(s);
+	return 1;
+}
+
 void
 session_hold(struct session *s)
 {
@@ -420,11 +449,8 @@ int
 session_unhold(struct session *s)
 {
 	s->jobs--;
-	if (s->jobs == 0 && s->state == ST_CLOSING &&
-	    (s->flags & SF_PEER_GONE || session_output_len(s) == 0)) {
-		session_free(s);
-		return 1;
-	}
+	if (s->state == ST_CLOSING)
+		return session_try_free(s);
 	return 0;
 }
 
@@ -512,9 +538,7 @@ session_resume_cb(evutil_socket_t fd, short ev, void *arg)
 	(void)fd;
 	(void)ev;
 	if (s->state == ST_CLOSING) {
-		if (s->jobs == 0 && ((s->flags & SF_PEER_GONE) ||
-		    session_output_len(s) == 0))
-			session_free(s);
+		session_try_free(s);
 		return;
 	}
 	if (s->flags & SF_BUSY)
@@ -544,8 +568,7 @@ session_write_cb(struct bufferevent *bev, void *arg)
 		return;
 	}
 	if (s->state == ST_CLOSING) {
-		if (session_output_len(s) == 0 && s->jobs == 0)
-			session_free(s);
+		session_try_free(s);
 		return;
 	}
 	if (!(s->flags & SF_BUSY))
@@ -563,8 +586,7 @@ session_event_cb(struct bufferevent *bev, short what, void *arg)
 		if (s->state == ST_CLOSING) {
 			/* Output never drained: give up on it. */
 			s->flags |= SF_PEER_GONE;
-			if (s->jobs == 0)
-				session_free(s);
+			session_try_free(s);
 			return;
 		}
 		session_reply(s, "-ERR Disconnected for inactivity.");
@@ -579,8 +601,7 @@ session_event_cb(struct bufferevent *bev, short what, void *arg)
 			s->flags &= ~SF_BUSY;
 		}
 		if (s->state == ST_CLOSING) {
-			if (s->jobs == 0)
-				session_free(s);
+			session_try_free(s);
 			return;
 		}
 		/*
@@ -600,6 +621,10 @@ session_timer_cb(evutil_socket_t fd, short ev, void *arg)
 
 	(void)fd;
 	(void)ev;
+	if (s->state == ST_CLOSING) {
+		session_try_free(s);
+		return;
+	}
 	s->pending_reply = NULL;
 	if (reply != NULL) {
 		session_reply(s, "%s", reply);
@@ -648,6 +673,7 @@ session_close(struct session *s, const char *reason)
 		return;
 	if ((s->flags & SF_PEER_GONE) || session_output_len(s) == 0) {
 		/* Freed from the loop: our callers still hold s. */
+		bufferevent_setwatermark(s->bev, EV_WRITE, 0, 0);
 		event_active(s->resume_ev, EV_TIMEOUT, 0);
 		return;
 	}

@@ -62,10 +62,11 @@ struct session {
 	struct mailbox		*mbox;		/* after login */
 	struct mbox_lock	*lock;		/* after login */
 	struct retr		*retr;		/* while streaming */
-	struct event		*timer;		/* auth delay */
+	struct event		*timer;		/* auth delay; close drain */
 	struct event		*resume_ev;	/* continue parsing later */
 	unsigned int		 bad_cmds;	/* -ERR replies in a row */
 	unsigned int		 jobs;		/* worker jobs holding us */
+	unsigned int		 close_polls;	/* STLS drain checks */
 	int			 sasl_mech;	/* during ST_SASL */
 	void			*sasl_data;
 	char			*pending_reply;	/* sent when timer fires */
