@@ -40,50 +40,50 @@
 #include "log.h"
 #include "params.h"
 
-#define LOCK_REG_BUCKETS	1024	/* registry hash size (power of 2) */
+#define LOCK_REG_BUCKETS	1024	/* registry hash size, power of 2 */
 #define LOCK_CONTENT_MAX	512	/* a longer lock file is not ours */
 #define LOCK_HOST_MAX		255	/* host name in a lock file */
-#define LOCK_ATTEMPTS		3	/* create, break a stale lock, retry */
-#define LOCK_STAT_MAX		4096	/* /proc/PID/stat read buffer */
+#define LOCK_ATTEMPTS		3	/* create, break stale, retry */
+#define LOCK_STAT_MAX		4096	/* /proc/PID/stat buffer */
 
 struct mbox_lock {
-	char			*dir;		/* canonical Maildir path */
-	char			*path;		/* dir/evpop3d.lock */
-	dev_t			 dev;		/* our lock file, once held */
-	ino_t			 ino;
-	time_t			 since;
-	pid_t			 pid;		/* process that took it */
-	int			 held;		/* file created, not released */
-	unsigned int		 bucket;
-	TAILQ_ENTRY(mbox_lock)	 entry;
+	char		*dir;		/* canonical Maildir path */
+	char		*path;		/* dir/evpop3d.lock */
+	dev_t		 dev;		/* our lock file, once held */
+	ino_t		 ino;
+	time_t		 since;
+	pid_t		 pid;		/* process that took it */
+	int		 held;		/* file made, not released */
+	unsigned int	 bucket;
+	TAILQ_ENTRY(mbox_lock) entry;
 };
 
 TAILQ_HEAD(lock_list, mbox_lock);
 
 /* A lock file as read from disk. */
 struct lock_seen {
-	char			 buf[LOCK_CONTENT_MAX];
-	size_t			 len;
-	int			 regular;	/* a regular file */
-	struct stat		 st;
+	char		 buf[LOCK_CONTENT_MAX];
+	size_t		 len;
+	int		 regular;	/* a regular file */
+	struct stat	 st;
 };
 
 /* A lock file's parsed content. */
 struct lock_info {
-	char			 host[LOCK_HOST_MAX + 1];
-	pid_t			 pid;
-	unsigned long long	 starttime;
-	long long		 acquired;
+	char		 host[LOCK_HOST_MAX + 1];
+	pid_t		 pid;
+	unsigned long long starttime;
+	long long	 acquired;
 };
 
-static pthread_once_t		 lock_once = PTHREAD_ONCE_INIT;
-static pthread_mutex_t		 lock_mtx = PTHREAD_MUTEX_INITIALIZER;
-static struct lock_list		 lock_reg[LOCK_REG_BUCKETS];
-static size_t			 lock_nheld;
-static pid_t			 lock_self_pid;		/* lock_self_start is */
-static unsigned long long	 lock_self_start;	/* for this pid */
-static unsigned int		 lock_stale_sec = LOCK_STALE_SEC_DEFAULT;
-static unsigned int		 lock_counter;		/* name uniqueness */
+static pthread_once_t	 lock_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t	 lock_mtx = PTHREAD_MUTEX_INITIALIZER;
+static struct lock_list	 lock_reg[LOCK_REG_BUCKETS];
+static size_t		 lock_nheld;
+static pid_t		 lock_self_pid;		/* cached for this pid: */
+static unsigned long long lock_self_start;	/* our start time */
+static unsigned int	 lock_stale_sec = LOCK_STALE_SEC_DEFAULT;
+static unsigned int	 lock_counter;		/* name uniqueness */
 
 static void
 lock_atfork_prepare(void)
@@ -109,6 +109,7 @@ lock_atfork_child(void)
 	pthread_mutex_unlock(&lock_mtx);
 }
 
+/* Once per process: empty registry, fork handlers. */
 static void
 lock_setup(void)
 {
@@ -120,6 +121,7 @@ lock_setup(void)
 	    lock_atfork_child);
 }
 
+/* Set the other-host stale timeout; 0 (unset in the conf) means default. */
 void
 lock_init(unsigned int stale_sec)
 {
@@ -166,6 +168,7 @@ lock_fmt_time(long long t, char *buf, size_t len)
 		snprintf(buf, len, "@%lld", t);
 }
 
+/* Describe a lock's holder for the caller's -ERR [IN-USE] reply. */
 static void
 lock_holder(char *holder, size_t holderlen, const char *who, long pid,
     long long since)
@@ -281,6 +284,7 @@ lock_random(char out[17])
 	snprintf(out, 17, "%016llx", (unsigned long long)r);
 }
 
+/* write() all of buf, across short writes and EINTR. */
 static int
 lock_write_all(int fd, const char *buf, size_t len)
 {

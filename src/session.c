@@ -792,6 +792,11 @@ session_free(struct session *s)
 	session_n--;
 	event_free(s->timer);
 	event_free(s->resume_ev);
+	/* An in-process transport (tests, fuzzing) has no socket to close:
+	 * tell its other end that we are done. */
+	if (bufferevent_getfd(s->bev) < 0 &&
+	    bufferevent_get_underlying(s->bev) == NULL)
+		bufferevent_flush(s->bev, EV_WRITE, BEV_FINISHED);
 	bufferevent_free(s->bev);
 	free(s);
 }

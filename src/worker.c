@@ -29,9 +29,9 @@
 #include "worker.h"
 
 struct worker_job {
-	worker_fn		 run;
-	worker_fn		 done;
-	void			*arg;
+	worker_fn	 run;
+	worker_fn	 done;
+	void		*arg;
 	STAILQ_ENTRY(worker_job) entry;
 };
 
@@ -40,18 +40,19 @@ STAILQ_HEAD(worker_jobq, worker_job);
 static pthread_mutex_t	 worker_mtx = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t	 worker_work_cv = PTHREAD_COND_INITIALIZER;
 static pthread_cond_t	 worker_idle_cv = PTHREAD_COND_INITIALIZER;
-static struct worker_jobq worker_queue = STAILQ_HEAD_INITIALIZER(worker_queue);
+static struct worker_jobq worker_queue =
+    STAILQ_HEAD_INITIALIZER(worker_queue);
 static struct worker_jobq worker_finished =
     STAILQ_HEAD_INITIALIZER(worker_finished);
 static unsigned int	 worker_nqueued;	/* in worker_queue */
 static unsigned int	 worker_nrunning;	/* in run() */
 static unsigned int	 worker_nfinished;	/* in worker_finished */
-static unsigned int	 worker_ndelivering;	/* taken for done() */
+static unsigned int	 worker_ndelivering;	/* in done() batch */
 static int		 worker_active;		/* threads take jobs */
-static int		 worker_exit;		/* threads stop when idle */
+static int		 worker_exit;		/* stop when idle */
 static pthread_t	*worker_threads;
 static unsigned int	 worker_nthreads;
-static struct event	*worker_ev;		/* wakes the loop thread */
+static struct event	*worker_ev;		/* wakes the loop */
 
 /* Pool thread: run jobs until told to exit with the queue empty. */
 static void *

@@ -99,7 +99,8 @@ main(int argc, char *argv[])
 		CU_basic_run_suite(s);
 	} else
 		CU_basic_run_tests();
-	failures = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
+	failures = CU_get_number_of_failures() + CU_get_number_of_tests_failed() +
+	    CU_get_number_of_suites_failed();
 	CU_cleanup_registry();
 	return failures != 0;
 }

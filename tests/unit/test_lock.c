@@ -40,8 +40,8 @@
  */
 enum tlock_fault {
 	TLOCK_NONE,
-	TLOCK_RENAME_REPLACED,	/* lock replaced just before rename-aside */
-	TLOCK_RENAME_REPLACED2,	/* ... and a third lock made right after */
+	TLOCK_RENAME_REPLACED,	/* replaced just before rename-aside */
+	TLOCK_RENAME_REPLACED2,	/* ... and a third lock made after */
 	TLOCK_LINK_LOST_REPLY,	/* link() succeeds but reports EIO */
 	TLOCK_LINK_FALSE_OK	/* link() fails but reports success */
 };

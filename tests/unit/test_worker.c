@@ -27,27 +27,27 @@
 #define TWORK_CHAIN	10
 
 struct twork_state {
-	pthread_t		 loop;		/* the loop thread */
-	struct event_base	*base;
-	unsigned int		 nrun;		/* run() calls */
-	unsigned int		 ndone;		/* done() calls */
-	unsigned int		 want;		/* break the loop at ndone */
-	unsigned int		 run_on_loop;	/* run() on the loop thread */
-	unsigned int		 done_off_loop;	/* done() elsewhere */
-	unsigned int		 out_of_order;
-	unsigned int		 unmasked;	/* run() with SIGTERM open */
-	unsigned int		 next;		/* expected done index */
-	int			 ordered;	/* check done order */
-	unsigned int		 sleep_ms;	/* run() sleeps this long */
-	unsigned char		 runs[TWORK_JOBS];
-	unsigned char		 dones[TWORK_JOBS];
-	int			 timed_out;
+	pthread_t	 loop;		/* the loop thread */
+	struct event_base *base;
+	unsigned int	 nrun;		/* run() calls */
+	unsigned int	 ndone;		/* done() calls */
+	unsigned int	 want;		/* break the loop at ndone */
+	unsigned int	 run_on_loop;	/* run() on the loop thread */
+	unsigned int	 done_off_loop;	/* done() elsewhere */
+	unsigned int	 out_of_order;
+	unsigned int	 unmasked;	/* run() with SIGTERM open */
+	unsigned int	 next;		/* expected done index */
+	int		 ordered;	/* check done order */
+	unsigned int	 sleep_ms;	/* run() sleeps this long */
+	unsigned char	 runs[TWORK_JOBS];
+	unsigned char	 dones[TWORK_JOBS];
+	int		 timed_out;
 };
 
 struct twork_job {
-	struct twork_state	*st;
-	unsigned int		 idx;
-	unsigned int		 chain;		/* submit this many more */
+	struct twork_state *st;
+	unsigned int	 idx;
+	unsigned int	 chain;		/* submit this many more */
 };
 
 static struct twork_state twork;
