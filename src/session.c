@@ -425,6 +425,10 @@ session_try_free(struct session *s)
 	if (!(s->flags & SF_PEER_GONE) && s->close_polls < 500) {
 		if (evbuffer_get_length(bufferevent_get_output(s->bev)) > 0)
 			return 0;	/* the write callback comes back */
+		if ((s->flags & (SF_TLS | SF_TLS_SHUT)) == SF_TLS) {
+			s->flags |= SF_TLS_SHUT;
+			tls_close_notify(s->bev);
+		}
 		under = bufferevent_get_underlying(s->bev);
 		if (under != NULL &&
 		    evbuffer_get_length(bufferevent_get_output(under)) > 0) {
@@ -594,6 +598,15 @@ session_event_cb(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+		char tlserr[256];
+
+		if ((s->flags & SF_TLS) && (what & BEV_EVENT_ERROR) &&
+		    tls_error_text(s->bev, tlserr, sizeof(tlserr))) {
+			log_warnx("session=%016llx peer=%s TLS error: %s",
+			    (unsigned long long)s->id, s->peer, tlserr);
+			if (s->end_reason == NULL)
+				s->end_reason = END_TLS;
+		}
 		s->flags |= SF_PEER_GONE;
 		if (s->retr != NULL) {
 			retr_free(s->retr);
@@ -762,10 +775,11 @@ session_free(struct session *s)
 		left_octets = s->left_octets;
 	}
 	log_info("session=%016llx event=end peer=%s user=%s reason=%s "
-	    "retr=%llu/%llu deleted=%llu/%llu left=%zu/%llu duration=%.3f",
-	    (unsigned long long)s->id, s->peer,
+	    "tls=%s retr=%llu/%llu deleted=%llu/%llu left=%zu/%llu "
+	    "duration=%.3f", (unsigned long long)s->id, s->peer,
 	    s->have_user || s->mbox != NULL ? s->user : "-",
 	    s->end_reason != NULL ? s->end_reason : END_DISCONNECT,
+	    s->flags & SF_TLS ? tls_describe(s->bev) : "no",
 	    (unsigned long long)s->retr_msgs,
 	    (unsigned long long)s->retr_octets,
 	    (unsigned long long)s->del_msgs,

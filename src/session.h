@@ -38,6 +38,7 @@ enum session_state {
 #define SF_PEER_GONE	0x0008	/* EOF or error from the peer */
 #define SF_FREEING	0x0010	/* session_free has run */
 #define SF_STLS_OFFER	0x0020	/* listener can upgrade with STLS */
+#define SF_TLS_SHUT	0x0040	/* close_notify sent */
 
 /* Why a session ended, for the summary log line. */
 #define END_QUIT	"quit"
@@ -48,6 +49,7 @@ enum session_state {
 #define END_ERROR	"error"
 #define END_BAD_CMDS	"too-many-errors"
 #define END_LINE	"line-too-long"
+#define END_TLS		"tls-error"
 
 struct session {
 	uint64_t		 id;

@@ -130,6 +130,30 @@ tls_describe(struct bufferevent *bev)
 	return buf;
 }
 
+void
+tls_close_notify(struct bufferevent *bev)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+
+	if (ssl != NULL && SSL_is_init_finished(ssl)) {
+		SSL_shutdown(ssl);
+		ERR_clear_error();
+	}
+}
+
+int
+tls_error_text(struct bufferevent *bev, char *buf, size_t len)
+{
+	unsigned long e, last = 0;
+
+	while ((e = bufferevent_get_openssl_error(bev)) != 0)
+		last = e;
+	if (last == 0)
+		return 0;
+	ERR_error_string_n(last, buf, len);
+	return 1;
+}
+
 int
 tls_random(void *buf, size_t n)
 {

@@ -33,6 +33,14 @@ struct bufferevent *tls_filter_bev(struct event_base *,
 /* "TLSv1.3/TLS_AES_256_GCM_SHA384" for logs, or "-". */
 const char *tls_describe(struct bufferevent *);
 
+/* Send TLS close_notify (best effort) once our replies are written, so
+ * clients see a clean end instead of a truncation. */
+void	tls_close_notify(struct bufferevent *);
+
+/* The last OpenSSL error of bev as text (for the log).  Returns 1 if
+ * there was one, 0 otherwise. */
+int	tls_error_text(struct bufferevent *, char *, size_t);
+
 /* Cryptographic random bytes.  Returns 0 or -1. */
 int	tls_random(void *, size_t);
 
