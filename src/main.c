@@ -134,25 +134,24 @@ main_drop_privileges(const struct config *cfg)
 static void
 main_raise_nofile(const struct config *cfg)
 {
-	struct rlimit rl;
+	struct rlimit rl, hard;
 	rlim_t want = (rlim_t)cfg->max_connections * 2 + 64;
 
-	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
+	if (getrlimit(RLIMIT_NOFILE, &hard) == -1 || hard.rlim_cur >= want)
 		return;
-	if (rl.rlim_cur >= want)
+	rl.rlim_cur = rl.rlim_max = want;
+	if (hard.rlim_max == RLIM_INFINITY || hard.rlim_max >= want)
+		rl.rlim_max = hard.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
 		return;
-	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want &&
-	    geteuid() == 0)
-		rl.rlim_max = want;
-	rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ?
-	    want : rl.rlim_max;
+	/* Not allowed past the hard limit: take all it gives. */
+	rl.rlim_cur = rl.rlim_max = hard.rlim_max;
 	if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
-		log_warn("setrlimit NOFILE %llu", (unsigned long long)want);
-	if (rl.rlim_cur < want)
-		log_warnx("descriptor limit %llu is below what "
-		    "max_connections %u needs (%llu)",
-		    (unsigned long long)rl.rlim_cur, cfg->max_connections,
-		    (unsigned long long)want);
+		rl.rlim_cur = hard.rlim_cur;
+	log_info("descriptor limit %llu is below the %llu that "
+	    "max_connections %u may need; accepting pauses when it is reached",
+	    (unsigned long long)rl.rlim_cur, (unsigned long long)want,
+	    cfg->max_connections);
 }
 
 /* Wait for sessions still in UPDATE, then leave the loop. */
@@ -303,12 +302,18 @@ main(int argc, char *argv[])
 	}
 	if (test) {
 		printf("evpop3d: configuration %s OK\n", conffile);
+		auth_db_free(db);
+		tls_shutdown();
+		conf_free(main_cfg);
 		return 0;
 	}
 	if (geteuid() == 0 && main_cfg->user == NULL) {
 		fprintf(stderr, "evpop3d: %s: started as root but no `user` "
 		    "is configured; refusing to serve mail as root\n",
 		    main_cfg->path);
+		auth_db_free(db);
+		tls_shutdown();
+		conf_free(main_cfg);
 		return 1;
 	}
 
