@@ -49,6 +49,10 @@ class Fail(Exception):
     """A test assertion failed."""
 
 
+class Skip(Exception):
+    """The test cannot run on this machine (reported as SKIP)."""
+
+
 class Closed(Fail):
     """The server closed the connection."""
 
@@ -1447,6 +1451,34 @@ def t_session_log(c):
     check("sara-pw" not in d.logtext(), "password in the log")
 
 
+
+@test()
+def t_ipv6_and_two_listeners(c):
+    """Several listen lines, one of them IPv6: a session on each."""
+    try:
+        s6 = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        s6.bind(("::1", 0))
+        port6 = s6.getsockname()[1]
+        s6.close()
+    except OSError:
+        raise Skip("no IPv6 loopback here")
+    c.add_user("vic", "vic-pw", msgs=three("v6"))
+    d = c.start(extra=["listen [::1]:%d" % port6])
+    s = socket.create_connection(("::1", port6), timeout=10 * SLOW)
+    f = s.makefile("rb")
+    check(f.readline().startswith(b"+OK"), "greeting over IPv6")
+    s.sendall(b"USER vic\r\nPASS vic-pw\r\nSTAT\r\nQUIT\r\n")
+    replies = [f.readline() for _ in range(4)]
+    check(all(r.startswith(b"+OK") for r in replies), "IPv6 session: %r"
+          % replies)
+    check(replies[2].startswith(b"+OK 3 "), "STAT over IPv6: %r"
+          % replies[2])
+    s.close()
+    a = Conn(d.port)
+    a.login("vic", "vic-pw")
+    a.quit()
+    check("peer=[::1]:" in d.logtext(), "IPv6 peer not in the log")
+
 # ---------------------------------------------------------------------------
 
 def main():
@@ -1484,6 +1516,11 @@ def main():
         t0 = time.monotonic()
         try:
             fn(c)
+        except Skip as e:
+            print("SKIP %s: %s" % (name, e), flush=True)
+            skipped += 1
+            c.finish()
+            continue
         except Fail as e:
             err = str(e)
         except Exception as e:
