@@ -4,7 +4,8 @@
 # run-demo.sh: `make demo` runs this from the top directory after building
 # src/evpop3d.  It (re)creates ./demo/ - a Maildir for user "demo" filled
 # from contrib/demo/messages/, a passwd file and a configuration listening
-# on 127.0.0.1:1110 - prints a telnet session to try and runs the server in
+# on 127.0.0.1:1110 and POP3S on 127.0.0.1:1995 with a fresh self-signed
+# certificate - prints a telnet session to try and runs the server in
 # the foreground.  Running it again resets the demo mailbox.  Started as
 # root, the server drops to user nobody, which then owns demo/.
 set -eu
@@ -16,6 +17,7 @@ msgs="$top/contrib/demo/messages"
 md="$demo/mail/demo/Maildir"
 addr=127.0.0.1
 port=1110
+tlsport=1995
 
 if [ ! -x "$bin" ]; then
 	echo "run-demo.sh: $bin is missing; run 'make' first" >&2
@@ -42,9 +44,17 @@ cp "$msgs/3-invoice.eml" "$md/new/1732270200.M3P1.demo"
 printf 'demo:{PLAIN}demo-password\n' > "$demo/passwd"
 chmod 600 "$demo/passwd"
 
+# A fresh self-signed certificate for STLS and POP3S (never reused).
+openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj /CN=localhost \
+    -keyout "$demo/key.pem" -out "$demo/cert.pem" >/dev/null 2>&1
+chmod 600 "$demo/key.pem"
+
 cat > "$demo/evpop3d.conf" <<EOF
 # evpop3d demo configuration, written by contrib/demo/run-demo.sh.
 listen $addr:$port
+listen_tls $addr:$tlsport
+tls_cert $demo/cert.pem
+tls_key $demo/key.pem
 passwd_file $demo/passwd
 mail_location $demo/mail/%u/Maildir
 allow_plaintext yes
@@ -99,6 +109,12 @@ Try it from another terminal:
     +OK ...
 
 (or: curl pop3://$addr:$port/1 -u demo:demo-password)
+
+Over TLS (self-signed certificate in demo/cert.pem):
+
+    openssl s_client -quiet -connect $addr:$tlsport            # POP3S
+    openssl s_client -quiet -starttls pop3 -connect $addr:$port  # STLS
+    curl -k pop3s://$addr:$tlsport/1 -u demo:demo-password
 Stop the server with Ctrl-C; run 'make demo' again to reset the mailbox.
 
 EOF
