@@ -206,6 +206,23 @@ session_make_timestamp(struct session *s)
 	    (long)getpid(), hex, (long long)time(NULL), session_host);
 }
 
+/* Our callbacks, watermarks and idle timeout on s->bev (new or after
+ * STLS replaced it). */
+static void
+session_setup_bev(struct session *s)
+{
+	struct timeval tv;
+
+	bufferevent_setcb(s->bev, session_read_cb, session_write_cb,
+	    session_event_cb, s);
+	bufferevent_setwatermark(s->bev, EV_READ, 0, SESSION_INPUT_HIWAT);
+	bufferevent_setwatermark(s->bev, EV_WRITE, RETR_LOWAT, 0);
+	tv.tv_sec = session_cfg->idle_timeout;
+	tv.tv_usec = 0;
+	bufferevent_set_timeouts(s->bev, &tv, &tv);
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+}
+
 /* Accept a connection: wrap the socket, then start the session. */
 int
 session_accept(int fd, const struct sockaddr *sa, socklen_t salen, int tls,
@@ -234,7 +251,6 @@ session_start(struct bufferevent *bev, const struct sockaddr *sa,
     socklen_t salen, int tls, int stls)
 {
 	struct session *s;
-	struct timeval tv;
 
 	if ((s = calloc(1, sizeof(*s))) == NULL) {
 		log_warn("session: calloc");
@@ -270,14 +286,7 @@ session_start(struct bufferevent *bev, const struct sockaddr *sa,
 	TAILQ_INSERT_TAIL(&session_all, s, entry);
 	session_n++;
 
-	bufferevent_setcb(s->bev, session_read_cb, session_write_cb,
-	    session_event_cb, s);
-	bufferevent_setwatermark(s->bev, EV_READ, 0, SESSION_INPUT_HIWAT);
-	bufferevent_setwatermark(s->bev, EV_WRITE, RETR_LOWAT, 0);
-	tv.tv_sec = session_cfg->idle_timeout;
-	tv.tv_usec = 0;
-	bufferevent_set_timeouts(s->bev, &tv, &tv);
-	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	session_setup_bev(s);
 
 	session_make_timestamp(s);
 	log_debug("session=%016llx event=connect peer=%s tls=%d",
@@ -706,21 +715,13 @@ session_starttls(struct session *s)
 {
 	struct bufferevent *tbev;
 	struct evbuffer *in = bufferevent_get_input(s->bev);
-	struct timeval tv;
 
 	evbuffer_drain(in, evbuffer_get_length(in));
 	if ((tbev = tls_filter_bev(session_evbase, s->bev)) == NULL)
 		return -1;
 	s->bev = tbev;
 	s->flags |= SF_TLS;
-	bufferevent_setcb(s->bev, session_read_cb, session_write_cb,
-	    session_event_cb, s);
-	bufferevent_setwatermark(s->bev, EV_READ, 0, SESSION_INPUT_HIWAT);
-	bufferevent_setwatermark(s->bev, EV_WRITE, RETR_LOWAT, 0);
-	tv.tv_sec = session_cfg->idle_timeout;
-	tv.tv_usec = 0;
-	bufferevent_set_timeouts(s->bev, &tv, &tv);
-	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	session_setup_bev(s);
 	return 0;
 }
 

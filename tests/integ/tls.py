@@ -236,15 +236,23 @@ def wait_log_count(d, n, *needles, timeout=3.0):
 # Raw POP3 client over TLS (implicit or after STLS).
 
 class TConn(base.Conn):
-    def __init__(self, port, implicit=True, ctx=None, timeout=None):
-        super().__init__(port, timeout=timeout, greeting=not implicit)
+    def __init__(self, port, implicit=True, ctx=None, timeout=None,
+                 host=HOST, src=None):
+        # base.Conn's connect, plus a destination and source address
+        self.timeout = timeout or 5.0 * SLOW
+        self.s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.s.settimeout(self.timeout)
+        if src:
+            self.s.bind((src, 0))
+        self.s.connect((host, port))
+        self.buf = bytearray()
         self.ctx = ctx or client_ctx()
         self.clean_close = None
         if implicit:
             self._wrap()
-            self.greeting = self.line()
-            check(self.greeting.startswith("+OK"),
-                  "greeting over TLS %s" % short(self.greeting))
+        self.greeting = self.line()
+        check(self.greeting.startswith("+OK"), "greeting%s %s" % (
+            " over TLS" if implicit else "", short(self.greeting)))
 
     def _wrap(self):
         try:
@@ -416,11 +424,12 @@ def t_curl_tls(c):
     for n in sorted(num):
         eq(curl([s_url + str(n)] + auth).stdout, wire(files[num[n]]),
            "curl pop3s RETR %d" % n)
-    ends = log_count(d, "event=end", "user=bob", "tls=TLSv1.")
     for n in sorted(num):
         eq(curl([p_url + str(n), "--ssl-reqd"] + auth).stdout,
            wire(files[num[n]]), "curl pop3 --ssl-reqd (STLS) RETR %d" % n)
-    wait_log_count(d, ends + len(num), "event=end", "user=bob", "tls=TLSv1.")
+    # every session so far: 1 + LIST + 3 RETR + 3 STLS RETR, all in TLS
+    wait_log_count(d, 8, "event=end", "user=bob", "tls=TLSv1.")
+    eq(log_count(d, "event=end", "tls=no"), 0, "sessions without TLS")
     for mech in ("PLAIN", "LOGIN"):
         for ir in ([], ["--sasl-ir"]):
             before = login_lines(d, mech.lower(), "bob")
@@ -654,8 +663,10 @@ def t_stls_injection(c):
     b.send(b"STLS\r\nUSER gina\r\nPASS gina-pw\r\nNOOP\r\n")
     check(b.line().startswith("+OK"), "STLS reply")
     b._wrap()
-    eq(b.cmd("NOOP"), "-ERR NOOP not valid in this state.",
-       "NOOP inside TLS after injected USER/PASS (injected login ran?)")
+    r = b.cmd("NOOP")
+    check(r.startswith("-ERR"), "NOOP inside TLS after an injected "
+          "USER/PASS/NOOP answered %s (the injected login ran?)" % short(r))
+    check(not b.buf, "more octets after NOOP: %s" % short(bytes(b.buf)))
     b.quit()
 
 
@@ -782,14 +793,7 @@ def t_plaintext_local(c):
     # From a non-loopback address the same daemon refuses clear text.
     if not wait_port(extport, START_TIMEOUT, d.proc):
         raise Fail("no listener on %s:%d" % (ip, extport))
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.settimeout(5 * SLOW)
-    s.bind((ip, 0))
-    s.connect((ip, extport))
-    b = TConn.__new__(TConn)
-    b.timeout, b.s, b.buf, b.ctx, b.clean_close = 5 * SLOW, s, bytearray(), \
-        client_ctx(), None
-    b.greeting = b.line()
+    b = TConn(extport, implicit=False, host=ip, src=ip)
     caps = b.capa()
     check(not capa_has(caps, "USER"), "CAPA from %s lists USER" % ip)
     b.err("USER jack", "AUTH")
@@ -829,8 +833,7 @@ def t_sasl(c):
     a.err("AUTH PLAIN =", "AUTH")
     # cancel
     eq(a.cmd("AUTH PLAIN"), "+ ", "AUTH PLAIN continuation")
-    r = a.err("*")
-    check("[AUTH]" not in r or "cancel" in r.lower(), "cancel reply %s" % r)
+    a.err("*")
     eq(a.cmd("USER kim"), "+OK", "USER after a cancelled AUTH")
     # LOGIN cancel after the user name
     eq(a.cmd("AUTH LOGIN"), "+ VXNlcm5hbWU6", "AUTH LOGIN first challenge")
@@ -840,7 +843,6 @@ def t_sasl(c):
     eq(a.cmd("AUTH PLAIN"), "+ ", "AUTH PLAIN continuation")
     a.err("!!!not*base64$$")
     a.err("AUTH PLAIN AGtpbQBr@W0tcHc=")
-    a.err("AUTH PLAIN " + b64("\0kim\0" + pw)[:-1])     # truncated
     # authzid other than the user
     a.err("AUTH PLAIN " + b64("root\0kim\0" + pw), "AUTH")
     eq(a.cmd("AUTH PLAIN"), "+ ", "AUTH PLAIN continuation")
@@ -1020,8 +1022,8 @@ def t_bad_handshake(c):
     u.stls()
     u.login("max", "max-pw")
     u.quit()
-    check("reason=tls-error" in d.logtext() or log_count(d, "TLS error") >= 2,
-          "no tls-error session end")
+    check("reason=tls-error" in d.logtext(), "no session ended with "
+          "reason=tls-error")
 
 
 def fetchmail_bin():
