@@ -602,7 +602,9 @@ session_event_cb(struct bufferevent *bev, short what, void *arg)
 			session_try_free(s);
 			return;
 		}
-		session_reply(s, "-ERR Disconnected for inactivity.");
+		/* Mid-RETR a reply line would corrupt the message. */
+		if (s->retr == NULL)
+			session_reply(s, "-ERR Disconnected for inactivity.");
 		session_close(s, END_IDLE);
 		return;
 	}
