@@ -335,6 +335,7 @@ cmd_login_done(void *arg)
 			log_warnx("session=%016llx user=%s %zu unreadable "
 			    "message files left out", (unsigned long long)s->id,
 			    j->user, j->skipped);
+		session_logged_in(s);
 		session_enter_state(s, ST_TRANSACTION);
 		session_reply(s, "+OK Logged in, %zu messages (%llu octets).",
 		    count, (unsigned long long)octets);

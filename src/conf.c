@@ -73,6 +73,7 @@ static conf_set_fn conf_set_plaintext;
 static conf_set_fn conf_set_workers;
 static conf_set_fn conf_set_proxy;
 static conf_set_fn conf_set_loglevel;
+static conf_set_fn conf_set_trusted;
 
 #define CONF_OFF(f)	offsetof(struct config, f)
 
@@ -110,6 +111,14 @@ static const struct conf_key conf_keys[] = {
 	{ .name = "login_delay", .fn = conf_set_number,
 	  .off = CONF_OFF(login_delay), .min = 0, .max = 86400 },
 	{ .name = "log_level", .fn = conf_set_loglevel, .single = 1 },
+	{ .name = "pid_file", .fn = conf_set_string,
+	  .off = CONF_OFF(pid_file) },
+	{ .name = "login_timeout", .fn = conf_set_number,
+	  .off = CONF_OFF(login_timeout), .min = 1, .max = 86400 },
+	{ .name = "login_trusted_networks", .fn = conf_set_trusted,
+	  .single = 1 },
+	{ .name = "auth_fail_max", .fn = conf_set_number,
+	  .off = CONF_OFF(auth_fail_max), .min = 1, .max = 1000 },
 };
 #define CONF_NKEYS	(sizeof(conf_keys) / sizeof(conf_keys[0]))
 
@@ -522,6 +531,34 @@ conf_set_proxy(struct conf_parser *p, const struct conf_key *k,
 	return 0;
 }
 
+/* login_trusted_networks: CIDRs exempt from the growing failure delay,
+ * or "none". */
+static int
+conf_set_trusted(struct conf_parser *p, const struct conf_key *k,
+    char *value)
+{
+	struct config *cf = p->cf;
+	struct conf_cidr c, *nc;
+	char *word, *save = NULL;
+	char q[CONF_QUOTE_MAX];
+
+	cf->trusted_set = 1;
+	if (strcmp(value, "none") == 0)
+		return 0;
+	for (word = strtok_r(value, " \t", &save); word != NULL;
+	    word = strtok_r(NULL, " \t", &save)) {
+		if (conf_parse_cidr(word, &c) == -1)
+			return conf_error(p, "%s: \"%s\" is not an address or "
+			    "CIDR", k->name, conf_quote(q, sizeof(q), word));
+		nc = reallocarray(cf->trusted, cf->ntrusted + 1, sizeof(*nc));
+		if (nc == NULL)
+			return conf_error(p, "out of memory");
+		cf->trusted = nc;
+		cf->trusted[cf->ntrusted++] = c;
+	}
+	return 0;
+}
+
 /*
  * Split one line into key and value (comments and surrounding blanks
  * removed) and hand the value to the key's parser.
@@ -694,6 +731,8 @@ conf_parse_text(const char *name, const char *text, size_t len,
 	cf->lock_stale_timeout = LOCK_STALE_SEC_DEFAULT;
 	cf->login_delay = 0;
 	cf->log_debug = 0;
+	cf->login_timeout = 60;
+	cf->auth_fail_max = 3;
 
 	if (len > 0)
 		memcpy(buf, text, len);
@@ -811,6 +850,8 @@ conf_free(struct config *cf)
 	free(cf->dovecot_uidl_format);
 	free(cf->user);
 	free(cf->group);
+	free(cf->pid_file);
+	free(cf->trusted);
 	free(cf);
 }
 
@@ -911,8 +952,10 @@ conf_prefix_match(const unsigned char *a, const unsigned char *b,
 }
 
 /* Compare in one IPv6 space so mapped peers meet IPv4 CIDRs. */
-int
-conf_proxy_trusted(const struct config *cf, const struct sockaddr *addr)
+/* Is addr inside one of the n CIDRs of list? */
+static int
+conf_cidr_match(const struct conf_cidr *list, size_t n,
+    const struct sockaddr *addr)
 {
 	unsigned char peer[16], net[16];
 	const struct sockaddr_in *sin;
@@ -921,7 +964,7 @@ conf_proxy_trusted(const struct config *cf, const struct sockaddr *addr)
 	size_t i;
 	int off;
 
-	if (cf == NULL || addr == NULL)
+	if (addr == NULL)
 		return 0;
 	if (addr->sa_family == AF_INET) {
 		sin = (const struct sockaddr_in *)(const void *)addr;
@@ -933,14 +976,37 @@ conf_proxy_trusted(const struct config *cf, const struct sockaddr *addr)
 		return 0;
 	if (conf_addr_v6(addr->sa_family, raw, peer) == -1)
 		return 0;
-	for (i = 0; i < cf->nproxy_from; i++) {
-		off = conf_addr_v6(cf->proxy_from[i].family,
-		    cf->proxy_from[i].addr, net);
+	for (i = 0; i < n; i++) {
+		off = conf_addr_v6(list[i].family, list[i].addr, net);
 		if (off == -1)
 			continue;
 		if (conf_prefix_match(peer, net,
-		    (unsigned int)off + cf->proxy_from[i].prefix))
+		    (unsigned int)off + list[i].prefix))
 			return 1;
 	}
 	return 0;
+}
+
+int
+conf_proxy_trusted(const struct config *cf, const struct sockaddr *addr)
+{
+	if (cf == NULL)
+		return 0;
+	return conf_cidr_match(cf->proxy_from, cf->nproxy_from, addr);
+}
+
+int
+conf_login_trusted(const struct config *cf, const struct sockaddr *addr)
+{
+	static const struct conf_cidr loopback[2] = {
+		{ AF_INET, { 127 }, 8 },
+		{ AF_INET6, { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1 },
+		  128 },
+	};
+
+	if (cf == NULL)
+		return 0;
+	if (!cf->trusted_set)
+		return conf_cidr_match(loopback, 2, addr);
+	return conf_cidr_match(cf->trusted, cf->ntrusted, addr);
 }

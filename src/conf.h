@@ -51,6 +51,12 @@ struct config {
 	unsigned int		 lock_stale_timeout;	/* seconds, default 300 */
 	unsigned int		 login_delay;	/* CAPA LOGIN-DELAY seconds, 0=off */
 	int			 log_debug;	/* log_level debug */
+	char			*pid_file;	/* daemon mode: write our pid */
+	unsigned int		 login_timeout;	/* seconds to log in, default 60 */
+	unsigned int		 auth_fail_max;	/* failures per session, default 3 */
+	struct conf_cidr	*trusted;	/* login_trusted_networks */
+	size_t			 ntrusted;
+	int			 trusted_set;	/* else loopback is trusted */
 };
 
 /*
@@ -82,6 +88,12 @@ int		 conf_expand_location(const char *tmpl, const char *user,
 /* Is addr (AF_INET or AF_INET6 sockaddr) inside any proxy_protocol_from
  * CIDR?  Returns 1 or 0. */
 int		 conf_proxy_trusted(const struct config *,
+		    const struct sockaddr *addr);
+
+/* Is addr in login_trusted_networks (default: loopback)?  Trusted
+ * clients (webmail, proxies) are exempt from the growing delay after
+ * failed logins.  Returns 1 or 0. */
+int		 conf_login_trusted(const struct config *,
 		    const struct sockaddr *addr);
 
 #endif /* EVPOP3D_CONF_H */

@@ -45,6 +45,14 @@
 /* EMFILE on accept: pause the listener this long, then retry. */
 #define LISTENER_PAUSE_MSEC	1000
 
+/* Failed-authentication penalty per client address: the delay doubles
+ * per recent failure up to PENALTY_MAX_MS; failures older than
+ * PENALTY_FORGET_SEC are forgotten; the table has PENALTY_SLOTS entries
+ * (4096 * 32 octets: bounded memory whatever the number of attackers). */
+#define PENALTY_MAX_MS		15000
+#define PENALTY_FORGET_SEC	900
+#define PENALTY_SLOTS		4096
+
 /* Greeting timestamp host part, sanitised, at most this long. */
 #define GREETING_HOST_MAX	64
 

@@ -38,6 +38,7 @@
 #include "log.h"
 #include "maildir.h"
 #include "params.h"
+#include "penalty.h"
 #include "retr.h"
 #include "session.h"
 #include "tls.h"
@@ -59,6 +60,7 @@ static void	session_write_cb(struct bufferevent *, void *);
 static void	session_event_cb(struct bufferevent *, short, void *);
 static void	session_resume_cb(evutil_socket_t, short, void *);
 static void	session_timer_cb(evutil_socket_t, short, void *);
+static void	session_login_timeout_cb(evutil_socket_t, short, void *);
 static void	session_process(struct session *);
 static void	session_free(struct session *);
 static void	session_update_io(struct session *);
@@ -251,6 +253,7 @@ session_start(struct bufferevent *bev, const struct sockaddr *sa,
     socklen_t salen, int tls, int stls)
 {
 	struct session *s;
+	struct timeval tv;
 
 	if ((s = calloc(1, sizeof(*s))) == NULL) {
 		log_warn("session: calloc");
@@ -273,13 +276,16 @@ session_start(struct bufferevent *bev, const struct sockaddr *sa,
 	s->state = ST_AUTHORIZATION;
 	s->resume_ev = event_new(session_evbase, -1, 0, session_resume_cb, s);
 	s->timer = evtimer_new(session_evbase, session_timer_cb, s);
-	if (s->resume_ev == NULL || s->timer == NULL) {
+	s->login_ev = evtimer_new(session_evbase, session_login_timeout_cb, s);
+	if (s->resume_ev == NULL || s->timer == NULL || s->login_ev == NULL) {
 		log_warnx("session: out of memory");
 		bufferevent_free(s->bev);
 		if (s->resume_ev != NULL)
 			event_free(s->resume_ev);
 		if (s->timer != NULL)
 			event_free(s->timer);
+		if (s->login_ev != NULL)
+			event_free(s->login_ev);
 		free(s);
 		return -1;
 	}
@@ -287,6 +293,9 @@ session_start(struct bufferevent *bev, const struct sockaddr *sa,
 	session_n++;
 
 	session_setup_bev(s);
+	tv.tv_sec = session_cfg->login_timeout;
+	tv.tv_usec = 0;
+	evtimer_add(s->login_ev, &tv);
 
 	session_make_timestamp(s);
 	log_debug("session=%016llx event=connect peer=%s tls=%d",
@@ -654,17 +663,33 @@ session_timer_cb(evutil_socket_t fd, short ev, void *arg)
 		session_reply(s, "%s", reply);
 		free(reply);
 	}
+	if (s->auth_fails >= session_cfg->auth_fail_max) {
+		/* A client that keeps guessing gets a new connection's cost
+		 * each few tries (Dovecot also stops at 3). */
+		session_reply(s, "-ERR [AUTH] Too many failed "
+		    "authentications, closing.");
+		session_close(s, END_AUTH_FAILS);
+		return;
+	}
 	session_resume(s);
 }
 
-/* Reply after auth_fail_delay_ms: a timer, never a sleep. */
+/* Reply after auth_fail_delay_ms (longer for an address that keeps
+ * failing): a timer, never a sleep. */
 void
 session_auth_failed(struct session *s, const char *reply)
 {
 	struct timeval tv;
 	unsigned int ms = session_cfg->auth_fail_delay_ms;
+	const struct sockaddr *sa = (const struct sockaddr *)&s->peer_ss;
+	time_t now = time(NULL);
 
-	if (ms == 0 || (s->pending_reply = strdup(reply)) == NULL) {
+	s->auth_fails++;
+	if (!conf_login_trusted(session_cfg, sa)) {
+		ms = penalty_delay_ms(sa, ms, now);
+		penalty_fail(sa, now);
+	}
+	if ((s->pending_reply = strdup(reply)) == NULL) {
 		session_reply(s, "%s", reply);
 		session_resume(s);
 		return;
@@ -673,6 +698,27 @@ session_auth_failed(struct session *s, const char *reply)
 	tv.tv_sec = ms / 1000;
 	tv.tv_usec = (ms % 1000) * 1000;
 	evtimer_add(s->timer, &tv);
+}
+
+void
+session_logged_in(struct session *s)
+{
+	evtimer_del(s->login_ev);
+	penalty_clear((const struct sockaddr *)&s->peer_ss);
+}
+
+/* Not logged in after login_timeout: a connection slot is not free. */
+static void
+session_login_timeout_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct session *s = arg;
+
+	(void)fd;
+	(void)ev;
+	if (s->state != ST_AUTHORIZATION && s->state != ST_SASL)
+		return;
+	session_reply(s, "-ERR Login timeout, closing.");
+	session_close(s, END_LOGIN_TIME);
 }
 
 /* Start closing: no more input; free once the output has drained and no
@@ -692,6 +738,7 @@ session_close(struct session *s, const char *reason)
 		s->retr = NULL;
 	}
 	evtimer_del(s->timer);
+	evtimer_del(s->login_ev);
 	bufferevent_disable(s->bev, EV_READ);
 	if (s->jobs > 0)
 		return;
@@ -808,6 +855,7 @@ session_free(struct session *s)
 	TAILQ_REMOVE(&session_all, s, entry);
 	session_n--;
 	event_free(s->timer);
+	event_free(s->login_ev);
 	event_free(s->resume_ev);
 	/* An in-process transport (tests, fuzzing) has no socket to close:
 	 * tell its other end that we are done. */

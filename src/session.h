@@ -50,6 +50,8 @@ enum session_state {
 #define END_BAD_CMDS	"too-many-errors"
 #define END_LINE	"line-too-long"
 #define END_TLS		"tls-error"
+#define END_LOGIN_TIME	"login-timeout"
+#define END_AUTH_FAILS	"auth-failures"
 
 struct session {
 	uint64_t		 id;
@@ -66,6 +68,8 @@ struct session {
 	struct retr		*retr;		/* while streaming */
 	struct event		*timer;		/* auth delay; close drain */
 	struct event		*resume_ev;	/* continue parsing later */
+	struct event		*login_ev;	/* login_timeout */
+	unsigned int		 auth_fails;	/* failed logins this session */
 	unsigned int		 bad_cmds;	/* -ERR replies in a row */
 	unsigned int		 jobs;		/* worker jobs holding us */
 	unsigned int		 close_polls;	/* STLS drain checks */
@@ -133,6 +137,8 @@ void	session_hold(struct session *);
 int	session_unhold(struct session *);
 /* Answer reply after the configured failed-authentication delay. */
 void	session_auth_failed(struct session *, const char *reply);
+/* Logged in: stop the login timer, forget the address's failures. */
+void	session_logged_in(struct session *);
 /* Is plaintext authentication allowed on this connection now? */
 int	session_plaintext_ok(const struct session *);
 /* Is STLS available on this connection now? */
