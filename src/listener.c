@@ -10,7 +10,9 @@
 #include <sys/types.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
+#include <arpa/inet.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -23,11 +25,12 @@
 #include "log.h"
 #include "params.h"
 #include "session.h"
+#include "tls.h"
 
 struct listener {
 	struct evconnlistener	*lev;
 	int			 tls;
-	const char		*text;
+	char			 text[80];	/* survives config reloads */
 };
 
 static struct listener	*listener_all;
@@ -133,7 +136,7 @@ listener_init(struct event_base *base, const struct config *cfg)
 		const struct conf_listen *cl = &cfg->listens[i];
 		l = &listener_all[listener_n];
 		l->tls = cl->tls;
-		l->text = cl->text;
+		snprintf(l->text, sizeof(l->text), "%s", cl->text);
 		/* [::]:110 must not also claim 0.0.0.0:110: both may be
 		 * listed. */
 		l->lev = evconnlistener_new_bind(base, listener_accept_cb, l,
@@ -148,6 +151,78 @@ listener_init(struct event_base *base, const struct config *cfg)
 		evconnlistener_set_error_cb(l->lev, listener_error_cb);
 		listener_n++;
 		log_info("listening on %s%s", cl->text, cl->tls ? " (TLS)" : "");
+	}
+	return 0;
+}
+
+/* "addr:port" of a bound socket, for the log. */
+static void
+listener_describe(int fd, char *buf, size_t len)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char addr[INET6_ADDRSTRLEN];
+
+	snprintf(buf, len, "fd %d", fd);
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == -1)
+		return;
+	if (ss.ss_family == AF_INET) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+		inet_ntop(AF_INET, &sin->sin_addr, addr, sizeof(addr));
+		snprintf(buf, len, "%s:%u", addr, ntohs(sin->sin_port));
+	} else if (ss.ss_family == AF_INET6) {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+		inet_ntop(AF_INET6, &sin6->sin6_addr, addr, sizeof(addr));
+		snprintf(buf, len, "[%s]:%u", addr, ntohs(sin6->sin6_port));
+	}
+}
+
+/*
+ * systemd socket activation: serve the n listening sockets from fd 3 on
+ * instead of the listen lines.  A socket whose FileDescriptorName is
+ * "pop3s" speaks implicit TLS.
+ */
+int
+listener_init_fds(struct event_base *base, int n, const char *names)
+{
+	struct listener *l;
+	const char *p = names;
+	size_t nlen;
+	int i, fd;
+
+	if ((listener_all = calloc(n, sizeof(*l))) == NULL) {
+		log_warn("listener: calloc");
+		return -1;
+	}
+	listener_pause_ev = evtimer_new(base, listener_resume_cb, NULL);
+	for (i = 0; i < n; i++) {
+		fd = 3 + i;
+		l = &listener_all[listener_n];
+		nlen = 0;
+		if (p != NULL) {
+			nlen = strcspn(p, ":");
+			l->tls = nlen == 5 && strncmp(p, "pop3s", 5) == 0;
+			p = p[nlen] == ':' ? p + nlen + 1 : NULL;
+		}
+		if (l->tls && !tls_available()) {
+			log_warnx("socket fd %d is named pop3s but no tls_cert "
+			    "and tls_key are configured", fd);
+			return -1;
+		}
+		evutil_make_socket_nonblocking(fd);
+		evutil_make_socket_closeonexec(fd);
+		listener_describe(fd, l->text, sizeof(l->text));
+		l->lev = evconnlistener_new(base, listener_accept_cb, l,
+		    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC |
+		    LEV_OPT_DISABLED, -1, fd);
+		if (l->lev == NULL) {
+			log_warn("socket activation: fd %d", fd);
+			return -1;
+		}
+		evconnlistener_set_error_cb(l->lev, listener_error_cb);
+		listener_n++;
+		log_info("listening on %s%s (socket activation)", l->text,
+		    l->tls ? " (TLS)" : "");
 	}
 	return 0;
 }

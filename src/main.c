@@ -27,6 +27,7 @@
 
 #include "auth.h"
 #include "conf.h"
+#include "inetd.h"
 #include "listener.h"
 #include "lock.h"
 #include "log.h"
@@ -45,11 +46,14 @@ static struct config		*main_cfg;
 static struct event		*main_stop_ev;
 static struct event		*main_refresh_ev;
 static int			 main_stopping;
+static int			 main_inetd;
+static int			 main_debug;
+static struct event		*main_inetd_ev;
 
 static void
 main_usage(void)
 {
-	fprintf(stderr, "usage: evpop3d [-dFtV] [-c file]\n"
+	fprintf(stderr, "usage: evpop3d [-dFitV] [-c file]\n"
 	    "       evpop3d --hash-password < password\n");
 	exit(1);
 }
@@ -189,33 +193,115 @@ main_sigterm_cb(evutil_socket_t sig, short ev, void *arg)
 	evtimer_add(main_stop_ev, &tv);
 }
 
-/* SIGHUP: re-read passwd_file and the TLS pair; a broken one keeps the
- * old in use. */
+/* Settings that only a restart can change (sockets are bound and the
+ * user is set once, with root's rights). */
+static void
+main_reload_warn_fixed(const struct config *old, const struct config *new)
+{
+	size_t i;
+	int same = old->nlistens == new->nlistens;
+
+	for (i = 0; same && i < old->nlistens; i++)
+		same = old->listens[i].tls == new->listens[i].tls &&
+		    strcmp(old->listens[i].text, new->listens[i].text) == 0;
+	if (!same)
+		log_warnx("reload: listen/listen_tls changes take effect at "
+		    "the next restart");
+	if ((old->user == NULL) != (new->user == NULL) ||
+	    (old->user != NULL && strcmp(old->user, new->user) != 0) ||
+	    (old->group == NULL) != (new->group == NULL) ||
+	    (old->group != NULL && strcmp(old->group, new->group) != 0))
+		log_warnx("reload: user/group changes take effect at the "
+		    "next restart");
+}
+
+/*
+ * SIGHUP: re-read the configuration, the passwd_file and the TLS pair,
+ * without dropping sessions.  Anything that fails to load keeps what is
+ * in use and says where the problem is; a broken TLS pair alone keeps
+ * the old certificate but lets the rest of the new configuration in.
+ */
 static void
 main_sighup_cb(evutil_socket_t sig, short ev, void *arg)
 {
+	struct config *cfg;
 	struct passwd_db *db;
-	char err[512];
+	char err[1024], warn[512];
 
 	(void)sig;
 	(void)ev;
 	(void)arg;
-	if ((db = auth_db_load(main_cfg->passwd_file, err,
-	    sizeof(err))) == NULL)
-		log_warnx("reload: %s; keeping the old passwd_file", err);
-	else {
-		session_set_passwd(db);
-		log_info("reload: passwd_file %s, %zu users",
-		    main_cfg->passwd_file, auth_db_count(db));
+	cfg = conf_load(main_cfg->path, 1, err, sizeof(err), warn,
+	    sizeof(warn));
+	if (cfg == NULL) {
+		log_warnx("reload: %s; keeping the old configuration", err);
+		return;
 	}
-	if (main_cfg->tls_cert != NULL) {
-		if (tls_load(main_cfg->tls_cert, main_cfg->tls_key, err,
+	if (warn[0] != '\0')
+		log_warnx("reload: %s", warn);
+	if ((db = auth_db_load(cfg->passwd_file, err, sizeof(err))) == NULL) {
+		log_warnx("reload: %s; keeping the old configuration and "
+		    "passwd_file", err);
+		conf_free(cfg);
+		return;
+	}
+	if (cfg->tls_cert != NULL) {
+		if (tls_load(cfg->tls_cert, cfg->tls_key, err,
 		    sizeof(err)) == -1)
 			log_warnx("reload: %s; keeping the old certificate",
 			    err);
 		else
-			log_info("reload: certificate %s", main_cfg->tls_cert);
+			log_info("reload: certificate %s", cfg->tls_cert);
 	}
+	main_reload_warn_fixed(main_cfg, cfg);
+	session_set_passwd(db);
+	session_set_config(cfg);
+	lock_init(cfg->lock_stale_timeout);
+	log_set_debug(main_debug || cfg->log_debug);
+	conf_free(main_cfg);
+	main_cfg = cfg;
+	log_info("reload: configuration %s, passwd_file %s with %zu users",
+	    cfg->path, cfg->passwd_file, auth_db_count(db));
+}
+
+/* Daemon mode: record our pid for init scripts (before dropping root). */
+static void
+main_write_pid_file(const char *path)
+{
+	FILE *f;
+
+	if ((f = fopen(path, "w")) == NULL) {
+		log_warn("pid_file %s", path);
+		return;
+	}
+	fprintf(f, "%ld\n", (long)getpid());
+	fclose(f);
+}
+
+/* inetd mode: leave the loop once the one session is over. */
+static void
+main_inetd_check_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	(void)fd;
+	(void)ev;
+	(void)arg;
+	if (inetd_done())
+		event_base_loopexit(main_base, NULL);
+}
+
+/* systemd socket activation: sockets passed to us, if any. */
+static int
+main_listen_fds(void)
+{
+	const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
+	unsigned long long n;
+	const char *errstr;
+
+	if (pid == NULL || fds == NULL || atol(pid) != (long)getpid())
+		return 0;
+	if (util_strtonum(fds, 1, 1000, &n, &errstr) == -1)
+		return 0;
+	return (int)n;
 }
 
 static void
@@ -249,20 +335,23 @@ main(int argc, char *argv[])
 		{ NULL, 0, NULL, 0 }
 	};
 	const char *conffile = EVPOP3D_CONF_DEFAULT;
-	int ch, foreground = 0, test = 0, debug = 0;
+	int ch, foreground = 0, test = 0, nfds;
 	char err[1024], warn[512];
 	struct passwd_db *db;
 	struct event *ev_term, *ev_int, *ev_hup;
 	struct timeval refresh = { LOCK_REFRESH_SEC, 0 };
 
-	while ((ch = getopt_long(argc, argv, "c:dFtV", longopts,
+	while ((ch = getopt_long(argc, argv, "c:dFitV", longopts,
 	    NULL)) != -1) {
 		switch (ch) {
 		case 'c':
 			conffile = optarg;
 			break;
 		case 'd':
-			debug = 1;
+			main_debug = 1;
+			break;
+		case 'i':
+			main_inetd = 1;
 			break;
 		case 'F':
 			foreground = 1;
@@ -317,18 +406,34 @@ main(int argc, char *argv[])
 		return 1;
 	}
 
-	log_init(foreground, debug || main_cfg->log_debug);
+	/* inetd passes the client on stdin/stdout, often stderr too: only
+	 * -F may write logs there. */
+	log_init(foreground, main_debug || main_cfg->log_debug);
 	signal(SIGPIPE, SIG_IGN);
 	if (evthread_use_pthreads() == -1)
 		fatalx("evthread_use_pthreads failed");
 	if ((main_base = event_base_new()) == NULL)
 		fatalx("event_base_new failed");
 	main_raise_nofile(main_cfg);
-	if (listener_init(main_base, main_cfg) == -1)
+	nfds = main_inetd ? 0 : main_listen_fds();
+	if (main_inetd)
+		;	/* no listeners: one connection on stdin/stdout */
+	else if (nfds > 0) {
+		if (listener_init_fds(main_base, nfds,
+		    getenv("LISTEN_FDNAMES")) == -1)
+			return 1;
+		unsetenv("LISTEN_PID");
+		unsetenv("LISTEN_FDS");
+		unsetenv("LISTEN_FDNAMES");
+	} else if (listener_init(main_base, main_cfg) == -1)
 		return 1;
+	if (!foreground && !main_inetd && nfds == 0) {
+		if (daemon(0, 0) == -1)
+			fatal("daemon");
+		if (main_cfg->pid_file != NULL)
+			main_write_pid_file(main_cfg->pid_file);
+	}
 	main_drop_privileges(main_cfg);
-	if (!foreground && daemon(0, 0) == -1)
-		fatal("daemon");
 
 	lock_init(main_cfg->lock_stale_timeout);
 	session_init(main_base, main_cfg, db);
@@ -349,8 +454,18 @@ main(int argc, char *argv[])
 	evsignal_add(ev_hup, NULL);
 	event_add(main_refresh_ev, &refresh);
 
-	listener_enable();
-	log_info("evpop3d %s started", PACKAGE_VERSION);
+	if (main_inetd) {
+		struct timeval tick = { 0, 50000 };
+
+		if (inetd_start(main_base) == -1)
+			fatalx("inetd mode: cannot start the session");
+		main_inetd_ev = event_new(main_base, -1, EV_PERSIST,
+		    main_inetd_check_cb, NULL);
+		event_add(main_inetd_ev, &tick);
+	} else {
+		listener_enable();
+		log_info("evpop3d %s started", PACKAGE_VERSION);
+	}
 	event_base_dispatch(main_base);
 
 	/* Finish jobs already queued (an UPDATE in progress completes). */
@@ -362,10 +477,15 @@ main(int argc, char *argv[])
 	event_free(ev_hup);
 	event_free(main_stop_ev);
 	event_free(main_refresh_ev);
+	if (main_inetd_ev != NULL)
+		event_free(main_inetd_ev);
+	if (main_cfg->pid_file != NULL && !main_inetd)
+		unlink(main_cfg->pid_file);	/* may fail once unprivileged */
 	session_set_passwd(NULL);
 	tls_shutdown();
 	conf_free(main_cfg);
 	event_base_free(main_base);
-	log_info("evpop3d stopped");
+	if (!main_inetd)
+		log_info("evpop3d stopped");
 	return 0;
 }

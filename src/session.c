@@ -156,6 +156,8 @@ session_is_loopback(const struct sockaddr *sa)
 	const struct sockaddr_in *sin;
 	const struct sockaddr_in6 *sin6;
 
+	if (sa->sa_family == AF_UNIX)
+		return 1;	/* inetd mode over pipes: a local client */
 	if (sa->sa_family == AF_INET) {
 		sin = (const struct sockaddr_in *)sa;
 		return (ntohl(sin->sin_addr.s_addr) >> 24) == 127;
