@@ -12,6 +12,7 @@
 # B=build-asan with sanitizer flags so the two builds never mix.
 
 PREFIX ?= /usr/local
+UNITDIR ?= $(PREFIX)/lib/systemd/system
 SBINDIR ?= $(PREFIX)/sbin
 SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
 MANDIR ?= $(PREFIX)/share/man
@@ -49,7 +50,7 @@ UNIT_OBJS = $(patsubst tests/unit/%.c,$(B)/tests/unit/%.o,$(UNIT_SRCS))
 UNIT_BIN = $(B)/tests/unit/unit_tests
 
 .PHONY: all deps check check-unit check-integ check-asan demo install \
-	clean distclean bench fuzz
+	clean distclean bench fuzz dist distcheck
 
 all: config.mk $(BIN)
 
@@ -109,11 +110,36 @@ install: all
 	install -m 644 etc/passwd.example $(DESTDIR)$(SYSCONFDIR)/evpop3d/passwd.example
 	install -m 644 doc/evpop3d.8 $(DESTDIR)$(MANDIR)/man8/evpop3d.8
 	install -m 644 doc/evpop3d.conf.5 $(DESTDIR)$(MANDIR)/man5/evpop3d.conf.5
+	install -d $(DESTDIR)$(UNITDIR)
+	sed 's,/usr/sbin/evpop3d,$(SBINDIR)/evpop3d,; s,/etc/evpop3d/,$(SYSCONFDIR)/evpop3d/,' \
+		etc/evpop3d.service > $(DESTDIR)$(UNITDIR)/evpop3d.service
+	install -m 644 etc/evpop3d.socket etc/evpop3d-pop3s.socket $(DESTDIR)$(UNITDIR)/
+
+# A release tarball of what git tracks, with ./configure already made.
+DISTNAME = evpop3d-$(VERSION)
+dist: configure
+	rm -rf $(DISTNAME) $(DISTNAME).tar.gz
+	mkdir $(DISTNAME)
+	git ls-files | tar -cf - -T - | tar -xf - -C $(DISTNAME)
+	cp configure config.h.in $(DISTNAME)/
+	tar -czf $(DISTNAME).tar.gz $(DISTNAME)
+	rm -rf $(DISTNAME)
+	@echo "made $(DISTNAME).tar.gz"
+
+# The tarball builds on its own and passes its unit and integration tests.
+distcheck: dist
+	rm -rf distcheck.tmp && mkdir distcheck.tmp
+	tar -xzf $(DISTNAME).tar.gz -C distcheck.tmp
+	$(MAKE) -C distcheck.tmp/$(DISTNAME) NO_DEPS=1 check-unit check-integ
+	$(MAKE) -C distcheck.tmp/$(DISTNAME) install DESTDIR=$(abspath distcheck.tmp/root)
+	test -x distcheck.tmp/root$(SBINDIR)/evpop3d
+	rm -rf distcheck.tmp
+	@echo "$(DISTNAME).tar.gz is ready for distribution"
 
 clean:
 	rm -f src/*.o src/*.d src/evpop3d tests/unit/*.o tests/unit/*.d \
 		tests/unit/unit_tests
-	rm -rf build-asan
+	rm -rf build-asan distcheck.tmp
 
 distclean: clean
 	rm -rf configure config.h config.h.in config.mk config.log \
