@@ -88,6 +88,7 @@ main(int argc, char *argv[])
 	test_lock_register();
 	test_worker_register();
 	test_cmd_register();
+	test_penalty_register();
 
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	if (argc > 1) {

@@ -804,6 +804,50 @@ test_conf_cidr(void)
 	test_conf_expect_bad("proxy_protocol_from 10.0.0.0,10.0.0.1\n");
 }
 
+/* evpop3d's service keys: defaults, values, and login_trusted_networks. */
+static void
+test_conf_service_keys(void)
+{
+	struct config *cf;
+	struct sockaddr_in lo, pub;
+
+	memset(&lo, 0, sizeof(lo));
+	lo.sin_family = AF_INET;
+	pub = lo;
+	lo.sin_addr.s_addr = htonl(0x7f000001);
+	pub.sin_addr.s_addr = htonl(0xc0000201);
+
+	cf = test_conf_with("");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cf);
+	CU_ASSERT_EQUAL(cf->login_timeout, 60);
+	CU_ASSERT_EQUAL(cf->auth_fail_max, 3);
+	CU_ASSERT_PTR_NULL(cf->pid_file);
+	CU_ASSERT(conf_login_trusted(cf, (struct sockaddr *)&lo));
+	CU_ASSERT(!conf_login_trusted(cf, (struct sockaddr *)&pub));
+	conf_free(cf);
+
+	cf = test_conf_with("pid_file /run/e.pid\nlogin_timeout 5\n"
+	    "auth_fail_max 7\nlogin_trusted_networks 192.0.2.0/24\n");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cf);
+	CU_ASSERT_STRING_EQUAL(cf->pid_file, "/run/e.pid");
+	CU_ASSERT_EQUAL(cf->login_timeout, 5);
+	CU_ASSERT_EQUAL(cf->auth_fail_max, 7);
+	CU_ASSERT(!conf_login_trusted(cf, (struct sockaddr *)&lo));
+	CU_ASSERT(conf_login_trusted(cf, (struct sockaddr *)&pub));
+	conf_free(cf);
+
+	cf = test_conf_with("login_trusted_networks none\n");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cf);
+	CU_ASSERT(!conf_login_trusted(cf, (struct sockaddr *)&lo));
+	conf_free(cf);
+
+	test_conf_expect_err("login_timeout 0\n",
+	    "t.conf:3: login_timeout: 0 is out of range (1..86400)");
+	test_conf_expect_err("login_trusted_networks 10.0.0.0/33\n",
+	    "t.conf:3: login_trusted_networks: \"10.0.0.0/33\" is not an "
+	    "address or CIDR");
+}
+
 void
 test_conf_register(void)
 {
@@ -825,4 +869,5 @@ test_conf_register(void)
 	CU_add_test(s, "file checks", test_conf_files);
 	CU_add_test(s, "expand_location", test_conf_expand);
 	CU_add_test(s, "proxy CIDRs", test_conf_cidr);
+	CU_add_test(s, "service keys", test_conf_service_keys);
 }
