@@ -527,7 +527,8 @@ maildir_open(const char *dir, struct mailbox **mbp, size_t *skipped,
 	close(mfd);
 	free(sc.buf);
 
-	qsort(mb->msgs, mb->nmsgs, sizeof(*mb->msgs), maildir_cmp);
+	if (mb->nmsgs > 1)	/* qsort(NULL, 0) is undefined */
+		qsort(mb->msgs, mb->nmsgs, sizeof(*mb->msgs), maildir_cmp);
 	maildir_assign_uidls(mb);
 	if (skipped != NULL)
 		*skipped = sc.skipped;
@@ -759,7 +760,8 @@ maildir_list_cur(struct mailbox *mb, struct maildir_list *l)
 		l->n++;
 	}
 	closedir(d);
-	qsort(l->v, l->n, sizeof(*l->v), maildir_strcmp);
+	if (l->n > 1)
+		qsort(l->v, l->n, sizeof(*l->v), maildir_strcmp);
 	return 0;
 
 fail:

@@ -655,6 +655,32 @@ test_maildir_unreadable(void)
 	tmd_teardown();
 }
 
+/* An empty Maildir (a fresh user, or one that just deleted everything). */
+static void
+test_maildir_empty(void)
+{
+	char base[512];
+	struct mailbox *mb = NULL;
+	size_t skipped = 9, count = 9, removed = 9, failed = 9;
+	uint64_t octets = 9;
+	const char *errstr = NULL;
+
+	snprintf(base, sizeof(base), "%s", test_tmpdir());
+	CU_ASSERT_EQUAL_FATAL(maildir_create(base), 0);
+	CU_ASSERT_EQUAL_FATAL(maildir_open(base, &mb, &skipped, &errstr), 0);
+	CU_ASSERT_EQUAL(maildir_count(mb), 0);
+	CU_ASSERT_EQUAL(skipped, 0);
+	maildir_stat(mb, &count, &octets);
+	CU_ASSERT_EQUAL(count, 0);
+	CU_ASSERT_EQUAL(octets, 0);
+	maildir_unmark_all(mb);
+	CU_ASSERT_EQUAL(maildir_update(mb, &removed, &failed), 0);
+	CU_ASSERT_EQUAL(removed, 0);
+	CU_ASSERT_EQUAL(failed, 0);
+	maildir_free(mb);
+	test_rmtree(base);
+}
+
 void
 test_maildir_register(void)
 {
@@ -665,6 +691,7 @@ test_maildir_register(void)
 	CU_add_test(s, "create", test_maildir_create);
 	CU_add_test(s, "message names", test_maildir_names);
 	CU_add_test(s, "missing Maildir", test_maildir_missing);
+	CU_add_test(s, "empty Maildir", test_maildir_empty);
 	CU_add_test(s, "scan cur and new", test_maildir_scan);
 	CU_add_test(s, "sizes", test_maildir_sizes);
 	CU_add_test(s, "order", test_maildir_order);
