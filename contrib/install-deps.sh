@@ -2,8 +2,13 @@
 # Install the Debian packages evpop3d needs to build and test, but only those
 # that are missing.  Called by `make check` and `make demo`; NO_DEPS=1 skips.
 set -e
+# Build: compiler, autoconf, libraries.  Tests: the real clients and tools
+# the integration tests drive (curl, fetchmail, getmail6, mpop, telnet via
+# expect, socat, systemd-socket-activate, fail2ban-regex) and clang's
+# libFuzzer for the fuzz smoke run.
 PKGS="build-essential autoconf automake pkg-config libevent-dev libssl-dev
-libcrypt-dev libcunit1-dev openssl python3 curl"
+libcrypt-dev libcunit1-dev openssl python3 curl clang libclang-rt-14-dev
+fetchmail getmail6 mpop expect telnet socat systemd fail2ban"
 missing=""
 for p in $PKGS; do
 	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then

@@ -626,8 +626,24 @@ session_event_cb(struct bufferevent *bev, short what, void *arg)
 		    tls_error_text(s->bev, tlserr, sizeof(tlserr))) {
 			log_warnx("session=%016llx peer=%s TLS error: %s",
 			    (unsigned long long)s->id, s->peer, tlserr);
-			if (s->end_reason == NULL)
-				s->end_reason = END_TLS;
+			/*
+			 * A protocol error, not a dead socket: let the alert
+			 * OpenSSL queued (STLS: in the socket's buffer) go
+			 * out before closing.
+			 */
+			if (s->retr != NULL) {
+				retr_free(s->retr);
+				s->retr = NULL;
+			}
+			s->flags &= ~SF_BUSY;
+			/* Nothing more can be encrypted on this connection. */
+			evbuffer_drain(bufferevent_get_output(s->bev),
+			    evbuffer_get_length(bufferevent_get_output(s->bev)));
+			if (s->state != ST_CLOSING)
+				session_close(s, END_TLS);
+			else
+				session_try_free(s);
+			return;
 		}
 		s->flags |= SF_PEER_GONE;
 		if (s->retr != NULL) {

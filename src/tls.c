@@ -144,13 +144,18 @@ tls_close_notify(struct bufferevent *bev)
 int
 tls_error_text(struct bufferevent *bev, char *buf, size_t len)
 {
-	unsigned long e, last = 0;
+	unsigned long e, first = 0;
 
+	/*
+	 * Newest first.  libevent also stacks SSL_get_error()'s small code
+	 * (library 0), which names nothing: keep the first real one.
+	 */
 	while ((e = bufferevent_get_openssl_error(bev)) != 0)
-		last = e;
-	if (last == 0)
+		if (first == 0 && ERR_GET_LIB(e) != 0)
+			first = e;
+	if (first == 0)
 		return 0;
-	ERR_error_string_n(last, buf, len);
+	ERR_error_string_n(first, buf, len);
 	return 1;
 }
 

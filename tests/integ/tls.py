@@ -381,7 +381,7 @@ def login_lines(d, method, user):
 
 
 def msgs_by_number(port, user, pw):
-    """{message number: file data} as the server numbers them (UIDL)."""
+    """{message number: Maildir base name}, from UIDL over implicit TLS."""
     cn = TConn(port)
     cn.login(user, pw)
     num = cn.listing("UIDL")
@@ -560,22 +560,32 @@ def t_s_client(c):
 
 
 def tls11_attempt(port, extra):
-    """Try a TLS 1.1-only handshake: (result, detail) where result is
-    "refused", "accepted" or "cannot-offer" (the local openssl cannot
-    even send a TLS 1.1 ClientHello)."""
+    """Try a TLS 1.1-only handshake: (result, detail, alert) where result
+    is "refused" (our ClientHello got no TLS 1.1 ServerHello and the
+    handshake failed), "accepted" (a TLS 1.1 ServerHello came back, even if
+    our own client then gave up, e.g. on a legacy signature) or
+    "cannot-offer" (the local openssl sends no TLS 1.1 ClientHello even at
+    SECLEVEL=0); alert tells whether the server said protocol_version."""
     last = ""
     for ciph in ([], ["-cipher", "DEFAULT@SECLEVEL=0"]):
-        rc, out, err = s_client(port, extra + ciph + ["-tls1_1"], b"QUIT\r\n")
-        proto, cipher = s_client_protocol(out)
-        low = (out + err).lower()
-        if proto and proto != "(NONE)" and cipher != "(NONE)":
-            return "accepted", "negotiated %s %s" % (proto, cipher)
-        if ("no protocols available" in low or "no ciphers available" in low
-                or "no_protocols_available" in low):
-            last = err.strip().splitlines()[-1:] or ""
+        rc, out, err = s_client(port, extra + ciph + ["-tls1_1", "-msg"],
+                                b"QUIT\r\n")
+        text = out + err
+        if not re.search(r"^>>> TLS 1\.1, Handshake .*ClientHello", text,
+                         re.M):
+            last = (err.strip().splitlines() or [""])[-1]
             continue
-        return "refused", "exit %d: %s" % (rc, short(err.strip(), 300))
-    return "cannot-offer", str(last)
+        alert = bool(re.search(r"^<<< .*Alert.*protocol_version", text,
+                               re.M))
+        if re.search(r"^<<< TLS 1\.1, Handshake .*ServerHello", text, re.M):
+            return "accepted", "the server sent a TLS 1.1 ServerHello", alert
+        proto, cipher = s_client_protocol(out)
+        if proto not in (None, "(NONE)") or rc == 0:
+            return "accepted", "negotiated %s %s (exit %d)" % (
+                proto, cipher, rc), alert
+        return "refused", "exit %d: %s" % (
+            rc, short((err.strip().splitlines() or [""])[-1], 300)), alert
+    return "cannot-offer", last, False
 
 
 @test()
@@ -586,16 +596,13 @@ def t_tls11_refused(c):
     for where, port, extra in (("implicit", d.tls, []),
                                ("starttls", d.plain, ["-starttls", "pop3"])):
         before = log_count(d, "TLS error")
-        res, detail = tls11_attempt(port, extra)
+        res, detail, _ = tls11_attempt(port, extra)
         if res == "cannot-offer":
             raise Skip("local openssl cannot offer TLS 1.1 even at "
                        "SECLEVEL=0 (%s)" % detail)
         check(res == "refused", "%s: TLS 1.1 handshake %s (%s)"
               % (where, res, detail))
         wait_log_count(d, before + 1, "TLS error")
-        ln = [x for x in d.logtext().splitlines() if "TLS error" in x][-1]
-        check("protocol" in ln or "version" in ln, "%s: the TLS error "
-              "logged does not name the protocol version: %s" % (where, ln))
         notes.append(where)
     # still serving
     a = TConn(d.tls)
@@ -828,6 +835,8 @@ def t_sasl(c):
     check(a.cmd(b64("kim\0kim\0" + pw)).startswith("+OK Logged in"),
           "AUTH PLAIN continuation response")
     a.quit()
+    # Failed logins: at most two per connection (auth_fail_max closes a
+    # connection at its third, default 3).
     # "=" as an empty initial response: then nothing to log in with
     a = conn()
     a.err("AUTH PLAIN =", "AUTH")
@@ -843,19 +852,23 @@ def t_sasl(c):
     eq(a.cmd("AUTH PLAIN"), "+ ", "AUTH PLAIN continuation")
     a.err("!!!not*base64$$")
     a.err("AUTH PLAIN AGtpbQBr@W0tcHc=")
-    # authzid other than the user
-    a.err("AUTH PLAIN " + b64("root\0kim\0" + pw), "AUTH")
-    eq(a.cmd("AUTH PLAIN"), "+ ", "AUTH PLAIN continuation")
-    a.err(b64("admin\0kim\0" + pw), "AUTH")
     # unsupported mechanism
     a.err("AUTH DIGEST-MD5")
+    # authzid other than the user
+    a.err("AUTH PLAIN " + b64("root\0kim\0" + pw), "AUTH")
+    a.close()
+    a = conn()
+    eq(a.cmd("AUTH PLAIN"), "+ ", "AUTH PLAIN continuation")
+    a.err(b64("admin\0kim\0" + pw), "AUTH")
     # unknown user and wrong password: the same answer
     r1 = a.err("AUTH PLAIN " + b64("\0nosuchuser\0" + pw), "AUTH")
+    a.close()
+    a = conn()
     r2 = a.err("AUTH PLAIN " + b64("\0kim\0wrong-pw"), "AUTH")
     eq(r1, r2, "PLAIN reply for unknown user vs wrong password")
     r3 = a.err("AUTH PLAIN " + b64("\0kim\0" + pw[:-1]), "AUTH")
     eq(r3, r2, "PLAIN reply for a password prefix")
-    # still usable after all that
+    # still usable after that
     check(a.cmd("AUTH PLAIN " + b64("\0kim\0" + pw)).startswith(
         "+OK Logged in"), "AUTH PLAIN after failures")
     a.err("AUTH PLAIN " + b64("\0kim\0" + pw))     # not in TRANSACTION
@@ -1026,6 +1039,62 @@ def t_bad_handshake(c):
           "reason=tls-error")
 
 
+def tls_error_reasons(d):
+    return [ln.split("TLS error:", 1)[1].strip()
+            for ln in d.logtext().splitlines() if "TLS error:" in ln]
+
+
+@test()
+def t_tls_error_reason(c):
+    """The TLS error line must carry OpenSSL's reason (what an admin needs
+    to tell a port scanner from a client with an old TLS stack)."""
+    c.add_user("ned", "ned-pw")
+    d = c.start_tls()
+    s = socket.create_connection((HOST, d.tls), 5 * SLOW)
+    s.sendall(b"USER ned\r\n")
+    try:
+        while s.recv(4096):
+            pass
+    except OSError:
+        pass
+    s.close()
+    wait_log_count(d, 1, "TLS error")
+    r = tls_error_reasons(d)[0]
+    check("lib(0)" not in r and "version" in r, "clear text on the TLS "
+          "port logged as \"TLS error: %s\"; want OpenSSL's reason (wrong "
+          "version number)" % r)
+    res, detail, _ = tls11_attempt(d.tls, [])
+    if res == "cannot-offer":
+        return "TLS 1.1 part skipped: %s" % detail
+    check(res == "refused", "TLS 1.1 handshake %s (%s)" % (res, detail))
+    wait_log_count(d, 2, "TLS error")
+    r = tls_error_reasons(d)[-1]
+    check("lib(0)" not in r and "protocol" in r, "a TLS 1.1 client "
+          "logged as \"TLS error: %s\"; want OpenSSL's reason "
+          "(unsupported protocol)" % r)
+
+
+@test()
+def t_handshake_alert(c):
+    """A refused handshake ends with the server's alert on both kinds of
+    port, so that the client can tell its user why (RFC 8446 section 6,
+    RFC 5246 section 7.2)."""
+    c.add_user("olive", "olive-pw")
+    d = c.start_tls()
+    out = {}
+    for where, port, extra in (("implicit", d.tls, []),
+                               ("starttls", d.plain, ["-starttls", "pop3"])):
+        res, detail, alert = tls11_attempt(port, extra)
+        if res == "cannot-offer":
+            raise Skip("local openssl cannot offer TLS 1.1 (%s)" % detail)
+        check(res == "refused", "%s: TLS 1.1 handshake %s (%s)"
+              % (where, res, detail))
+        out[where] = alert
+    bad = [w for w, a in out.items() if not a]
+    check(not bad, "no protocol_version alert before the close on %s "
+          "(the client sees only \"unexpected eof\")" % ", ".join(bad))
+
+
 def fetchmail_bin():
     path = shutil.which("fetchmail")
     if path:
@@ -1101,7 +1170,7 @@ def run_fetchmail(c, d, fm, fdir, msgs):
     got = delivered()
     for m in msgs:
         tid = test_id(m[2])
-        body = m[2].split(b"\n\n", 1)[1].replace(b"\r\n", b"\n")
+        body = m[2].replace(b"\r\n", b"\n").split(b"\n\n", 1)[1]
         if not body.endswith(b"\n"):
             body += b"\n"
         check(b"X-Test-Id: " + tid.encode() in got, "%s not delivered" % tid)
