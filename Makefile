@@ -88,15 +88,25 @@ check: deps
 check-unit: all $(UNIT_BIN)
 	$(UNIT_BIN)
 
+# Integration suites: each starts the real daemon on loopback ports.  All
+# of them run even when one fails, so one report shows every failure.
+INTEG = run tls faults clients
 check-integ: all
-	EVPOP3D_BIN=$(abspath $(BIN)) python3 tests/integ/run.py
+	@fail=0; for t in $(INTEG); do \
+		echo "== tests/integ/$$t.py"; \
+		EVPOP3D_BIN=$(abspath $(BIN)) python3 tests/integ/$$t.py || fail=1; \
+	done; exit $$fail
 
 # The whole suite again under AddressSanitizer and UBSan.
 check-asan:
 	$(MAKE) B=build-asan SAN=1 build-asan/src/evpop3d build-asan/tests/unit/unit_tests
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 build-asan/tests/unit/unit_tests
-	ASAN_OPTIONS=detect_leaks=1 EVPOP3D_BIN=$(abspath build-asan/src/evpop3d) \
-		EVPOP3D_SAN=1 python3 tests/integ/run.py
+	@fail=0; for t in $(INTEG); do \
+		echo "== tests/integ/$$t.py (ASan/UBSan)"; \
+		ASAN_OPTIONS=detect_leaks=1 EVPOP3D_SAN=1 \
+		EVPOP3D_BIN=$(abspath build-asan/src/evpop3d) \
+		python3 tests/integ/$$t.py || fail=1; \
+	done; exit $$fail
 
 demo: deps
 	$(MAKE) all
