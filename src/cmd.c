@@ -856,7 +856,13 @@ cmd_send_message(struct session *s, size_t idx, long long top_lines)
 		if (errno == ENOENT)
 			session_reply(s, "-ERR Message %zu was removed by "
 			    "another program.", idx + 1);
-		else {
+		else if (errno == ESTALE) {
+			log_warnx("session=%016llx user=%s message %s was "
+			    "rewritten on disk since login",
+			    (unsigned long long)s->id, s->user, m->name);
+			session_reply(s, "-ERR [SYS/TEMP] Message %zu changed "
+			    "on disk; log in again.", idx + 1);
+		} else {
 			log_warn("session=%016llx user=%s open message %s",
 			    (unsigned long long)s->id, s->user, m->name);
 			session_reply(s, "-ERR [SYS/TEMP] Cannot read message "

@@ -115,8 +115,7 @@ static const struct conf_key conf_keys[] = {
 	  .off = CONF_OFF(pid_file) },
 	{ .name = "login_timeout", .fn = conf_set_number,
 	  .off = CONF_OFF(login_timeout), .min = 1, .max = 86400 },
-	{ .name = "login_trusted_networks", .fn = conf_set_trusted,
-	  .single = 1 },
+	{ .name = "login_trusted_networks", .fn = conf_set_trusted },
 	{ .name = "auth_fail_max", .fn = conf_set_number,
 	  .off = CONF_OFF(auth_fail_max), .min = 1, .max = 1000 },
 };

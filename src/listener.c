@@ -12,6 +12,7 @@
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,14 +39,18 @@ static size_t		 listener_n;
 static struct event	*listener_pause_ev;
 static int		 listener_enabled;
 
+/* Refuse a connection: one -ERR line on a plain listener (a TLS client
+ * could not read clear text, so it is just closed). */
 static void
-listener_refuse(int fd, const char *msg)
+listener_refuse(int fd, const struct listener *l, const char *msg)
 {
 	ssize_t n;
 
 	/* Best effort: the socket is new, its buffer is empty. */
-	n = send(fd, msg, strlen(msg), MSG_DONTWAIT | MSG_NOSIGNAL);
-	(void)n;
+	if (!l->tls) {
+		n = send(fd, msg, strlen(msg), MSG_DONTWAIT | MSG_NOSIGNAL);
+		(void)n;
+	}
 	close(fd);
 }
 
@@ -75,14 +80,21 @@ listener_accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
 	if (session_count() >= cfg->max_connections) {
 		log_warnx("listener %s: max_connections %u reached, refusing",
 		    l->text, cfg->max_connections);
-		listener_refuse(fd, "-ERR [SYS/TEMP] Too many connections, "
+		listener_refuse(fd, l, "-ERR [SYS/TEMP] Too many connections, "
 		    "try again later.\r\n");
 		return;
 	}
 	if (cfg->max_connections_per_ip > 0 &&
 	    session_count_peer(sa, listener_same_addr) >=
 	    cfg->max_connections_per_ip) {
-		listener_refuse(fd, "-ERR [SYS/TEMP] Too many connections "
+		char host[NI_MAXHOST] = "?";
+
+		getnameinfo(sa, salen, host, sizeof(host), NULL, 0,
+		    NI_NUMERICHOST);
+		log_warnx("listener %s: max_connections_per_ip %u reached "
+		    "for %s, refusing", l->text, cfg->max_connections_per_ip,
+		    host);
+		listener_refuse(fd, l, "-ERR [SYS/TEMP] Too many connections "
 		    "from your address.\r\n");
 		return;
 	}

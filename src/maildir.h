@@ -20,9 +20,18 @@
 struct mailbox;
 
 struct maildir_msg {
-	char		*name;		/* file name in cur/ (with ":2,..." info) */
+	char		*name;		/* "cur/NAME:2,..." (or "new/NAME" when
+					   cur/ already had that name) */
 	char		 uidl[MAILDIR_UIDL_MAX + 1];
 	uint64_t	 size;		/* octets as sent, before dot-stuffing */
+	uint64_t	 raw_size;	/* octets of the file: checked when it is
+					   opened, so a file rewritten in place
+					   is refused, never sent with a wrong
+					   size */
+	uint64_t	 ino;		/* inode: with the base name, the key
+					   of the size cache (sizecache.h) */
+	size_t		 base_len;	/* octets of the base name */
+	unsigned char	 dtype;		/* scan only: readdir's d_type */
 	int		 deleted;	/* DELE mark; only QUIT acts on it */
 };
 
@@ -60,7 +69,9 @@ void	maildir_unmark_all(struct mailbox *);
 /*
  * Open message idx read-only.  If its file was renamed by another Maildir
  * reader (flags changed), it is found again in cur/ by base name.  Returns
- * a file descriptor, or -1 with errno (ENOENT: the message is gone).
+ * a file descriptor, or -1 with errno (ENOENT: the message is gone;
+ * ESTALE: its file was rewritten with another length since the scan, so
+ * the size reported for it may be wrong; the size cache is dropped).
  */
 int	maildir_msg_open(struct mailbox *, size_t idx);
 
