@@ -98,7 +98,8 @@ listener_accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
 		    "from your address.\r\n");
 		return;
 	}
-	session_accept(fd, sa, salen, l->tls, !l->tls && cfg->tls_cert != NULL);
+	session_accept(fd, sa, salen, l->tls, !l->tls && cfg->tls_cert != NULL,
+	    conf_proxy_trusted(cfg, sa));
 }
 
 static void

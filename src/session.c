@@ -39,6 +39,7 @@
 #include "maildir.h"
 #include "params.h"
 #include "penalty.h"
+#include "proxy.h"
 #include "retr.h"
 #include "session.h"
 #include "tls.h"
@@ -62,6 +63,7 @@ static void	session_resume_cb(evutil_socket_t, short, void *);
 static void	session_timer_cb(evutil_socket_t, short, void *);
 static void	session_login_timeout_cb(evutil_socket_t, short, void *);
 static void	session_process(struct session *);
+static int	session_untrusted_proxy(struct session *);
 static void	session_free(struct session *);
 static void	session_update_io(struct session *);
 static void	session_cleanup_run(void *);
@@ -133,6 +135,23 @@ unsigned int
 session_count(void)
 {
 	return session_n;
+}
+
+/* Same client address (port ignored)? */
+static int
+session_same_addr(const struct sockaddr_storage *a, const struct sockaddr *b)
+{
+	if (a->ss_family != b->sa_family)
+		return 0;
+	if (b->sa_family == AF_INET)
+		return ((const struct sockaddr_in *)(const void *)a)->
+		    sin_addr.s_addr == ((const struct sockaddr_in *)
+		    (const void *)b)->sin_addr.s_addr;
+	if (b->sa_family == AF_INET6)
+		return memcmp(&((const struct sockaddr_in6 *)(const void *)a)->
+		    sin6_addr, &((const struct sockaddr_in6 *)(const void *)b)->
+		    sin6_addr, 16) == 0;
+	return 0;
 }
 
 /* Sessions whose peer address same() matches sa (per-IP limit). */
@@ -230,12 +249,28 @@ session_setup_bev(struct session *s)
 /* Accept a connection: wrap the socket, then start the session. */
 int
 session_accept(int fd, const struct sockaddr *sa, socklen_t salen, int tls,
-    int stls)
+    int stls, int proxy)
 {
 	struct bufferevent *bev;
+	struct session *s;
 	int one = 1;
 
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (proxy) {
+		/* The header comes in clear, before any TLS. */
+		bev = bufferevent_socket_new(session_evbase, fd,
+		    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+		if (bev == NULL) {
+			close(fd);
+			return -1;
+		}
+		if (session_start(bev, sa, salen, -1, stls) == -1)
+			return -1;
+		s = TAILQ_LAST(&session_all, session_list);
+		if (tls)
+			s->flags |= SF_TLS_LATER;
+		return 0;
+	}
 	if (tls)
 		bev = tls_accept_bev(session_evbase, fd);
 	else
@@ -275,7 +310,9 @@ session_start(struct bufferevent *bev, const struct sockaddr *sa,
 	if (tls)
 		s->flags |= SF_TLS;
 	clock_gettime(CLOCK_MONOTONIC, &s->start);
-	s->state = ST_AUTHORIZATION;
+	s->state = tls == -1 ? ST_PROXY : ST_AUTHORIZATION;
+	if (tls == -1)
+		s->flags &= ~SF_TLS;
 	s->resume_ev = event_new(session_evbase, -1, 0, session_resume_cb, s);
 	s->timer = evtimer_new(session_evbase, session_timer_cb, s);
 	s->login_ev = evtimer_new(session_evbase, session_login_timeout_cb, s);
@@ -302,8 +339,81 @@ session_start(struct bufferevent *bev, const struct sockaddr *sa,
 	session_make_timestamp(s);
 	log_debug("session=%016llx event=connect peer=%s tls=%d",
 	    (unsigned long long)s->id, s->peer, tls);
-	session_reply(s, "+OK evpop3d ready %s", s->timestamp);
+	if (s->state != ST_PROXY)
+		session_reply(s, "+OK evpop3d ready %s", s->timestamp);
 	return 0;
+}
+
+/*
+ * The PROXY protocol header from a trusted proxy: from here on the client
+ * is the address it names (for logs, limits and allow_plaintext local).
+ * Returns 1 when the session can go on, 0 to wait for more input, -1 if
+ * it was closed.
+ */
+static int
+session_proxy_header(struct session *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	size_t len = evbuffer_get_length(in), used;
+	struct proxy_info info;
+	struct bufferevent *tbev;
+	enum proxy_result r;
+	const struct config *cfg = session_cfg;
+	unsigned char *buf;
+
+	if (len > PROXY_HEADER_MAX)
+		len = PROXY_HEADER_MAX;
+	buf = evbuffer_pullup(in, (ev_ssize_t)len);
+	r = proxy_parse(buf, len, &used, &info);
+	if (r == PROXY_MORE && len < PROXY_HEADER_MAX &&
+	    !(s->flags & SF_PEER_GONE))
+		return 0;
+	if (r != PROXY_OK) {
+		log_warnx("session=%016llx peer=%s missing or malformed "
+		    "PROXY header", (unsigned long long)s->id, s->peer);
+		session_close(s, END_PROXY);
+		return -1;
+	}
+	evbuffer_drain(in, used);
+	if (!info.local) {
+		snprintf(s->proxy, sizeof(s->proxy), "%s", s->peer);
+		memcpy(&s->peer_ss, &info.src, info.srclen);
+		session_format_peer(s, (struct sockaddr *)&info.src);
+		s->flags &= ~SF_LOOPBACK;
+		if (session_is_loopback((struct sockaddr *)&info.src))
+			s->flags |= SF_LOOPBACK;
+		s->flags |= SF_PROXIED;
+		if (cfg->max_connections_per_ip > 0 &&
+		    session_count_peer((struct sockaddr *)&info.src,
+		    session_same_addr) > cfg->max_connections_per_ip) {
+			log_warnx("session=%016llx peer=%s via=%s: "
+			    "max_connections_per_ip %u reached, refusing",
+			    (unsigned long long)s->id, s->peer, s->proxy,
+			    cfg->max_connections_per_ip);
+			if (!(s->flags & SF_TLS_LATER))
+				session_reply(s, "-ERR [SYS/TEMP] Too many "
+				    "connections from your address.");
+			session_close(s, END_ERROR);
+			return -1;
+		}
+	}
+	log_debug("session=%016llx PROXY header: client %s%s",
+	    (unsigned long long)s->id, s->peer, info.local ? " (local)" : "");
+	if (s->flags & SF_TLS_LATER) {
+		/* What follows the header (the ClientHello) stays in the
+		 * input buffer for the TLS filter to read. */
+		if ((tbev = tls_filter_bev(session_evbase, s->bev)) == NULL) {
+			session_close(s, END_ERROR);
+			return -1;
+		}
+		s->bev = tbev;
+		s->flags |= SF_TLS;
+		s->flags &= ~SF_TLS_LATER;
+		session_setup_bev(s);
+	}
+	s->state = ST_AUTHORIZATION;
+	session_reply(s, "+OK evpop3d ready %s", s->timestamp);
+	return 1;
 }
 
 /* Queue one reply line, CRLF added. */
@@ -374,6 +484,8 @@ session_state_name(enum session_state st)
 		return "UPDATE";
 	case ST_CLOSING:
 		return "CLOSING";
+	case ST_PROXY:
+		return "PROXY";
 	}
 	return "?";
 }
@@ -517,6 +629,14 @@ session_process(struct session *s)
 	size_t len;
 	int n = 0;
 
+	if (s->state == ST_PROXY && session_proxy_header(s) != 1) {
+		if (s->state == ST_PROXY && (s->flags & SF_PEER_GONE))
+			session_close(s, END_DISCONNECT);
+		return;
+	}
+	if (!(s->flags & SF_STARTED) && !(s->flags & SF_PROXIED) &&
+	    session_untrusted_proxy(s))
+		return;
 	while (s->state != ST_CLOSING && !(s->flags & SF_BUSY)) {
 		/* Fetched each time: STLS replaces the bufferevent. */
 		in = bufferevent_get_input(s->bev);
@@ -552,6 +672,34 @@ session_process(struct session *s)
 	}
 	if (s->state != ST_CLOSING)
 		session_update_io(s);
+}
+
+/*
+ * A PROXY header from an address that is not in proxy_protocol_from: the
+ * connection is refused, so nobody can pretend to be someone else.
+ * Returns 1 if the session was closed.
+ */
+static int
+session_untrusted_proxy(struct session *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	size_t len = evbuffer_get_length(in);
+	unsigned char *buf;
+
+	if (len == 0)
+		return 0;
+	s->flags |= SF_STARTED;
+	if (len > 12)
+		len = 12;
+	buf = evbuffer_pullup(in, (ev_ssize_t)len);
+	if (!proxy_looks_like(buf, len) || len < 6)
+		return 0;
+	log_warnx("session=%016llx peer=%s sent a PROXY header but is not "
+	    "in proxy_protocol_from; refused", (unsigned long long)s->id,
+	    s->peer);
+	session_reply(s, "-ERR PROXY header from an untrusted address.");
+	session_close(s, END_PROXY);
+	return 1;
 }
 
 static void
@@ -842,9 +990,10 @@ session_free(struct session *s)
 		left = s->left_msgs;
 		left_octets = s->left_octets;
 	}
-	log_info("session=%016llx event=end peer=%s user=%s reason=%s "
+	log_info("session=%016llx event=end peer=%s%s%s user=%s reason=%s "
 	    "tls=%s retr=%llu/%llu deleted=%llu/%llu left=%zu/%llu "
 	    "duration=%.3f", (unsigned long long)s->id, s->peer,
+	    s->proxy[0] != '\0' ? " via=" : "", s->proxy,
 	    s->have_user || s->mbox != NULL ? s->user : "-",
 	    s->end_reason != NULL ? s->end_reason : END_DISCONNECT,
 	    s->flags & SF_TLS ? tls_describe(s->bev) : "no",

@@ -29,7 +29,8 @@ enum session_state {
 	ST_SASL = 2,		/* AUTH exchange: next line is a response */
 	ST_TRANSACTION = 4,
 	ST_UPDATE = 8,		/* QUIT read: removing marked messages */
-	ST_CLOSING = 16
+	ST_CLOSING = 16,
+	ST_PROXY = 32		/* waiting for a PROXY protocol header */
 };
 
 #define SF_TLS		0x0001	/* TLS is up on this connection */
@@ -39,6 +40,9 @@ enum session_state {
 #define SF_FREEING	0x0010	/* session_free has run */
 #define SF_STLS_OFFER	0x0020	/* listener can upgrade with STLS */
 #define SF_TLS_SHUT	0x0040	/* close_notify sent */
+#define SF_TLS_LATER	0x0080	/* implicit TLS after the PROXY header */
+#define SF_PROXIED	0x0100	/* peer comes from a PROXY header */
+#define SF_STARTED	0x0200	/* a line has been parsed */
 
 /* Why a session ended, for the summary log line. */
 #define END_QUIT	"quit"
@@ -52,6 +56,7 @@ enum session_state {
 #define END_TLS		"tls-error"
 #define END_LOGIN_TIME	"login-timeout"
 #define END_AUTH_FAILS	"auth-failures"
+#define END_PROXY	"proxy-error"
 
 struct session {
 	uint64_t		 id;
@@ -60,6 +65,7 @@ struct session {
 	int			 flags;
 	struct sockaddr_storage	 peer_ss;
 	char			 peer[INET6_ADDRSTRLEN + 16];
+	char			 proxy[INET6_ADDRSTRLEN + 16];	/* via */
 	char			 timestamp[32 + GREETING_HOST_MAX];
 	char			 user[AUTH_USER_MAX + 1];
 	int			 have_user;	/* USER accepted */
@@ -98,9 +104,11 @@ const struct passwd_db *session_passwd(void);
 struct event_base *session_base(void);
 
 /* A new connection accepted on a listener (tls: implicit TLS; stls: STLS
- * may be offered).  Takes ownership of fd.  Returns 0 or -1 (fd closed). */
+ * may be offered; proxy: a PROXY protocol header comes first, from a
+ * proxy_protocol_from address).  Takes ownership of fd.  Returns 0 or -1
+ * (fd closed). */
 int	session_accept(int fd, const struct sockaddr *, socklen_t, int tls,
-	    int stls);
+	    int stls, int proxy);
 
 /* The same over an already connected bufferevent (owned from here on;
  * freed on failure): inetd mode, tests and fuzzing use it directly. */
