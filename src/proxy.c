@@ -67,7 +67,11 @@ proxy_v1(const unsigned char *buf, size_t len, size_t *used,
 	struct sockaddr_in6 *sin6;
 	unsigned char dst[16];
 
-	cr = memchr(buf, '\r', len < PROXY_V1_MAX ? len : PROXY_V1_MAX);
+	n = len < PROXY_V1_MAX ? len : PROXY_V1_MAX;
+	cr = memchr(buf, '\r', n);
+	/* A bare LF ends no header: the line is not one. */
+	if (memchr(buf, '\n', cr != NULL ? (size_t)(cr - buf) : n) != NULL)
+		return PROXY_BAD;
 	if (cr == NULL)
 		return len >= PROXY_V1_MAX ? PROXY_BAD : PROXY_MORE;
 	n = (size_t)(cr - buf);

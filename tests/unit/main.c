@@ -90,6 +90,7 @@ main(int argc, char *argv[])
 	test_cmd_register();
 	test_penalty_register();
 	test_sizecache_register();
+	test_proxy_register();
 
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	if (argc > 1) {
