@@ -14,6 +14,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,6 +79,7 @@ static int	maildir_list_cur(struct mailbox *, struct maildir_list *);
 static int	maildir_find_listed(struct mailbox *, size_t,
 		    const struct maildir_list *, char **);
 static int	maildir_sync_dir(int, const char *);
+static long	maildir_journal_replay(int);
 
 /* Create one directory, accepting an existing directory. */
 static int
@@ -603,6 +605,10 @@ maildir_open(const char *dir, struct mailbox **mbp, size_t *skipped,
 		es = "open Maildir";
 		goto fail;
 	}
+	if (maildir_journal_replay(mfd) == -1) {
+		es = "finish an interrupted UPDATE (evpop3d.pending)";
+		goto fail;
+	}
 	if ((sc.cache = sizecache_load(mfd)) == NULL) {
 		es = "out of memory";
 		goto fail;
@@ -992,6 +998,189 @@ maildir_sync_dir(int mfd, const char *sub)
 	return r;
 }
 
+/*
+ * Crash-safe UPDATE.  Before the first removal the base names to remove
+ * are written to MAILDIR_JOURNAL (temporary file, fsync, rename, fsync of
+ * the folder); it is removed once every file is gone.  A session that
+ * finds it at login finishes the removals first.  So a crash at any point
+ * leaves either nothing removed (the journal never became visible) or,
+ * once the next session has run, everything removed.
+ */
+#define MAILDIR_JOURNAL		"evpop3d.pending"
+#define MAILDIR_JOURNAL_TMP	"evpop3d.pending.tmp"
+#define MAILDIR_JOURNAL_MAGIC	"evpop3d-pending 1\n"
+
+/* Test hook: exit after this many removals (crash-safety tests). */
+static long
+maildir_fault_after(void)
+{
+	const char *v = getenv("EVPOP3D_FAULT_UPDATE_EXIT_AFTER");
+
+	return v != NULL ? strtol(v, NULL, 10) : -1;
+}
+
+static int
+maildir_journal_write(int mfd, const struct mailbox *mb)
+{
+	FILE *f;
+	size_t i;
+	int fd, saved;
+
+	fd = openat(mfd, MAILDIR_JOURNAL_TMP, O_WRONLY | O_CREAT | O_TRUNC |
+	    O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd == -1)
+		return -1;
+	if ((f = fdopen(fd, "w")) == NULL) {
+		saved = errno;
+		close(fd);
+		goto fail;
+	}
+	fputs(MAILDIR_JOURNAL_MAGIC, f);
+	for (i = 0; i < mb->nmsgs; i++)
+		if (mb->msgs[i].deleted)
+			fprintf(f, "%.*s\n", (int)mb->msgs[i].base_len,
+			    mb->msgs[i].name + MAILDIR_SUB_LEN);
+	fputs(".\n", f);		/* complete: the last line is there */
+	if (fflush(f) == EOF || fsync(fileno(f)) == -1) {
+		saved = errno;
+		fclose(f);
+		goto fail;
+	}
+	if (fclose(f) == EOF) {
+		saved = errno;
+		goto fail;
+	}
+	if (renameat(mfd, MAILDIR_JOURNAL_TMP, mfd, MAILDIR_JOURNAL) == -1) {
+		saved = errno;
+		goto fail;
+	}
+	if (fsync(mfd) == -1 && errno != EINVAL) {
+		saved = errno;
+		unlinkat(mfd, MAILDIR_JOURNAL, 0);
+		errno = saved;
+		return -1;
+	}
+	return 0;
+fail:
+	unlinkat(mfd, MAILDIR_JOURNAL_TMP, 0);
+	errno = saved;
+	return -1;
+}
+
+static int
+maildir_cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Remove from sub/ every file whose base name is in the sorted names. */
+static int
+maildir_journal_apply(int mfd, const char *sub, char **names, size_t n)
+{
+	DIR *d;
+	struct dirent *de;
+	char base[NAME_MAX + 1], *key = base;
+	size_t len;
+	int fd, rc = 0, removed = 0;
+
+	if ((fd = openat(mfd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+		return errno == ENOENT ? 0 : -1;
+	if ((d = fdopendir(fd)) == NULL) {
+		close(fd);
+		return -1;
+	}
+	while ((de = readdir(d)) != NULL) {
+		if (!maildir_is_message_name(de->d_name))
+			continue;
+		len = strcspn(de->d_name, ":");
+		memcpy(base, de->d_name, len);
+		base[len] = '\0';
+		if (bsearch(&key, names, n, sizeof(*names),
+		    maildir_cmp_str) == NULL)
+			continue;
+		if (unlinkat(dirfd(d), de->d_name, 0) == -1 && errno != ENOENT)
+			rc = -1;
+		else
+			removed = 1;
+	}
+	if (removed && fsync(dirfd(d)) == -1 && errno != EINVAL)
+		rc = -1;
+	closedir(d);
+	return rc;
+}
+
+/*
+ * At login, under the lock: finish an UPDATE that a crash interrupted.
+ * Returns the number of base names it held (0 if none), or -1 if it could
+ * not be completed (the login fails and nothing else is touched).
+ */
+static long
+maildir_journal_replay(int mfd)
+{
+	char *text = NULL, **names = NULL, *p, *nl;
+	size_t n = 0, cap = 0, len = 0;
+	struct stat st;
+	ssize_t r;
+	int fd, complete = 0;
+	long ret = -1;
+
+	unlinkat(mfd, MAILDIR_JOURNAL_TMP, 0);	/* never became visible */
+	fd = openat(mfd, MAILDIR_JOURNAL, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd == -1)
+		return errno == ENOENT ? 0 : -1;
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||
+	    (text = malloc((size_t)st.st_size + 1)) == NULL) {
+		close(fd);
+		return -1;
+	}
+	while (len < (size_t)st.st_size) {
+		r = read(fd, text + len, (size_t)st.st_size - len);
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		len += (size_t)r;
+	}
+	close(fd);
+	text[len] = '\0';
+	if (strncmp(text, MAILDIR_JOURNAL_MAGIC,
+	    strlen(MAILDIR_JOURNAL_MAGIC)) != 0)
+		goto out;
+	for (p = text + strlen(MAILDIR_JOURNAL_MAGIC);
+	    (nl = strchr(p, '\n')) != NULL; p = nl + 1) {
+		*nl = '\0';
+		if (strcmp(p, ".") == 0) {
+			complete = 1;
+			break;
+		}
+		if (*p == '\0' || strchr(p, '/') != NULL)
+			goto out;
+		if (n == cap) {
+			char **nn;
+			cap = cap == 0 ? 64 : cap * 2;
+			if ((nn = reallocarray(names, cap, sizeof(*nn))) ==
+			    NULL)
+				goto out;
+			names = nn;
+		}
+		names[n++] = p;
+	}
+	if (!complete)
+		goto out;	/* renamed only when complete: not ours */
+	if (n > 1)
+		qsort(names, n, sizeof(*names), maildir_cmp_str);
+	if (n > 0 && (maildir_journal_apply(mfd, "cur", names, n) == -1 ||
+	    maildir_journal_apply(mfd, "new", names, n) == -1))
+		goto out;
+	if (unlinkat(mfd, MAILDIR_JOURNAL, 0) == -1 && errno != ENOENT)
+		goto out;
+	ret = (long)n;
+out:
+	free(names);
+	free(text);
+	return ret;
+}
+
 /* Remove the marked messages, then make the removals durable. */
 int
 maildir_update(struct mailbox *mb, size_t *removed, size_t *failed)
@@ -1001,7 +1190,8 @@ maildir_update(struct mailbox *mb, size_t *removed, size_t *failed)
 	char *rel;
 	size_t i, nrem = 0, nfail = 0;
 	int mfd, r, listed = 0, used_cur = 0, used_new = 0, ret = 0;
-	int saved = 0;
+	int saved = 0, journal;
+	long fault;
 
 	if ((mfd = open(mb->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
 		saved = errno;
@@ -1010,10 +1200,19 @@ maildir_update(struct mailbox *mb, size_t *removed, size_t *failed)
 				nfail++;
 		goto out;
 	}
+	/*
+	 * Without room for the journal (a full disk) the removals still
+	 * happen: they need no space, and a crash in between is then only
+	 * as unsafe as in other servers.
+	 */
+	journal = maildir_journal_write(mfd, mb) == 0;
+	fault = maildir_fault_after();
 	for (i = 0; i < mb->nmsgs; i++) {
 		msg = &mb->msgs[i];
 		if (!msg->deleted)
 			continue;
+		if (fault >= 0 && (long)nrem >= fault)
+			_exit(99);	/* simulated crash (tests only) */
 		if (unlinkat(mfd, msg->name, 0) == -1) {
 			if (errno != ENOENT) {
 				saved = errno;
@@ -1059,6 +1258,11 @@ maildir_update(struct mailbox *mb, size_t *removed, size_t *failed)
 		saved = errno;
 		ret = -1;
 	}
+	/* Done.  After a failure (-ERR [SYS/TEMP] to the client) the
+	 * journal goes too: the client was told, a later login must not
+	 * act on it behind its back. */
+	if (journal)
+		unlinkat(mfd, MAILDIR_JOURNAL, 0);
 	close(mfd);
 out:
 	if (removed != NULL)

@@ -8,6 +8,8 @@
 
 #include <sys/stat.h>
 
+#include <sys/wait.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -681,6 +683,94 @@ test_maildir_empty(void)
 	test_rmtree(base);
 }
 
+/* Count message files in dir/sub. */
+static int
+test_maildir_nfiles(const char *dir, const char *sub)
+{
+	char p[800];
+	DIR *d;
+	struct dirent *de;
+	int n = 0;
+
+	snprintf(p, sizeof(p), "%s/%s", dir, sub);
+	if ((d = opendir(p)) == NULL)
+		return -1;
+	while ((de = readdir(d)) != NULL)
+		if (de->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n;
+}
+
+/*
+ * Crash-safe UPDATE: a process that dies after 2 of 4 removals (fault
+ * hook) leaves its journal; the next maildir_open removes the other two
+ * marked messages and nothing else.
+ */
+static void
+test_maildir_crash_safe_update(void)
+{
+	char base[512], p[800];
+	struct mailbox *mb;
+	size_t sk, i;
+	const char *es;
+	pid_t pid;
+	int status;
+	struct stat st;
+
+	snprintf(base, sizeof(base), "%s", test_tmpdir());
+	CU_ASSERT_EQUAL_FATAL(maildir_create(base), 0);
+	for (i = 0; i < 6; i++) {
+		snprintf(p, sizeof(p), "%s/cur/%zu.M%zu.host:2,", base, 100 + i,
+		    i);
+		test_write_file(p, "Subject: x\n\nbody\n", 18);
+	}
+	CU_ASSERT_EQUAL_FATAL(maildir_open(base, &mb, &sk, &es), 0);
+	for (i = 0; i < 4; i++)
+		maildir_msg(mb, i)->deleted = 1;
+	fflush(NULL);
+	if ((pid = fork()) == 0) {
+		size_t r, f;
+		setenv("EVPOP3D_FAULT_UPDATE_EXIT_AFTER", "2", 1);
+		maildir_update(mb, &r, &f);
+		_exit(0);
+	}
+	CU_ASSERT_FATAL(pid > 0);
+	waitpid(pid, &status, 0);
+	CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 99);
+	maildir_free(mb);
+	CU_ASSERT_EQUAL(test_maildir_nfiles(base, "cur"), 4);
+	snprintf(p, sizeof(p), "%s/evpop3d.pending", base);
+	CU_ASSERT_EQUAL(stat(p, &st), 0);
+
+	/* The next login finishes the job first. */
+	CU_ASSERT_EQUAL_FATAL(maildir_open(base, &mb, &sk, &es), 0);
+	CU_ASSERT_EQUAL(maildir_count(mb), 2);
+	CU_ASSERT_STRING_EQUAL(maildir_msg(mb, 0)->uidl, "104.M4.host");
+	CU_ASSERT_STRING_EQUAL(maildir_msg(mb, 1)->uidl, "105.M5.host");
+	CU_ASSERT_NOT_EQUAL(stat(p, &st), 0);
+	maildir_free(mb);
+
+	/* A journal that never became visible (only its temporary file)
+	 * removes nothing. */
+	snprintf(p, sizeof(p), "%s/evpop3d.pending.tmp", base);
+	test_write_file(p, "evpop3d-pending 1\n104.M4.host\n.\n", 32);
+	CU_ASSERT_EQUAL_FATAL(maildir_open(base, &mb, &sk, &es), 0);
+	CU_ASSERT_EQUAL(maildir_count(mb), 2);
+	CU_ASSERT_NOT_EQUAL(stat(p, &st), 0);
+	maildir_free(mb);
+
+	/* A normal UPDATE leaves no journal behind. */
+	CU_ASSERT_EQUAL_FATAL(maildir_open(base, &mb, &sk, &es), 0);
+	maildir_msg(mb, 0)->deleted = 1;
+	CU_ASSERT_EQUAL(maildir_update(mb, &sk, NULL), 0);
+	maildir_free(mb);
+	snprintf(p, sizeof(p), "%s/evpop3d.pending", base);
+	CU_ASSERT_NOT_EQUAL(stat(p, &st), 0);
+	CU_ASSERT_EQUAL(test_maildir_nfiles(base, "cur"), 1);
+	test_rmtree(base);
+}
+
 void
 test_maildir_register(void)
 {
@@ -700,6 +790,7 @@ test_maildir_register(void)
 	CU_add_test(s, "update", test_maildir_update);
 	CU_add_test(s, "update with many gone", test_maildir_update_many);
 	CU_add_test(s, "update failure", test_maildir_update_failure);
+	CU_add_test(s, "crash-safe update", test_maildir_crash_safe_update);
 	CU_add_test(s, "msg_open", test_maildir_msg_open);
 	CU_add_test(s, "UIDL forms", test_maildir_uidl_forms);
 	CU_add_test(s, "odd names", test_maildir_odd_names);
