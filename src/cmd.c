@@ -194,6 +194,7 @@ struct login_job {
 	char			*cred;		/* password or digest */
 	char			*challenge;	/* APOP/CRAM timestamp */
 	char			*maildir;
+	char			 client[INET6_ADDRSTRLEN + 16];
 	enum login_result	 result;
 	char			 holder[192];
 	struct mailbox		*mbox;
@@ -251,7 +252,8 @@ cmd_login_run(void *arg)
 		j->result = LR_SYS;
 		return;
 	}
-	lr = lock_acquire(j->maildir, &j->lock, j->holder, sizeof(j->holder));
+	lr = lock_acquire_for(j->maildir, j->client, &j->lock, j->holder,
+	    sizeof(j->holder));
 	if (lr == LOCK_IN_USE) {
 		j->result = LR_IN_USE;
 		return;
@@ -389,6 +391,7 @@ cmd_login_start(struct session *s, enum login_method method,
 	j->s = s;
 	j->method = method;
 	j->mech = mech;
+	snprintf(j->client, sizeof(j->client), "%s", s->peer);
 	pe = auth_db_lookup(db, user);
 	if (pe == NULL) {
 		j->unknown = 1;

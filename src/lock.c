@@ -43,6 +43,7 @@
 #define LOCK_REG_BUCKETS	1024	/* registry hash size, power of 2 */
 #define LOCK_CONTENT_MAX	512	/* a longer lock file is not ours */
 #define LOCK_HOST_MAX		255	/* host name in a lock file */
+#define LOCK_CLIENT_MAX		63	/* client address in a lock file */
 #define LOCK_ATTEMPTS		3	/* create, break stale, retry */
 #define LOCK_STAT_MAX		4096	/* /proc/PID/stat buffer */
 
@@ -53,6 +54,7 @@ struct mbox_lock {
 	ino_t		 ino;
 	time_t		 since;
 	pid_t		 pid;		/* process that took it */
+	char		 client[LOCK_CLIENT_MAX + 1];	/* for [IN-USE] */
 	int		 held;		/* file made, not released */
 	unsigned int	 bucket;
 	TAILQ_ENTRY(mbox_lock) entry;
@@ -74,6 +76,7 @@ struct lock_info {
 	pid_t		 pid;
 	unsigned long long starttime;
 	long long	 acquired;
+	char		 client[LOCK_CLIENT_MAX + 1];	/* "" if none */
 };
 
 static pthread_once_t	 lock_once = PTHREAD_ONCE_INIT;
@@ -168,17 +171,20 @@ lock_fmt_time(long long t, char *buf, size_t len)
 		snprintf(buf, len, "@%lld", t);
 }
 
-/* Describe a lock's holder for the caller's -ERR [IN-USE] reply. */
+/* Describe a lock's holder for the caller's -ERR [IN-USE] reply: who,
+ * since when, and for which client address. */
 static void
 lock_holder(char *holder, size_t holderlen, const char *who, long pid,
-    long long since)
+    long long since, const char *client)
 {
 	char when[64];
 
 	if (holder == NULL || holderlen == 0)
 		return;
 	lock_fmt_time(since, when, sizeof(when));
-	snprintf(holder, holderlen, "%s pid %ld since %s", who, pid, when);
+	snprintf(holder, holderlen, "%s pid %ld since %s%s%s", who, pid, when,
+	    client != NULL && client[0] != '\0' ? " for client " : "",
+	    client != NULL ? client : "");
 }
 
 static void
@@ -346,8 +352,9 @@ lock_file_create(struct mbox_lock *lk, const char *host,
 	struct stat st;
 	int fd, n, tries, wr, cr, lr, sr, lerrno, serrno;
 
-	n = snprintf(content, sizeof(content), "%s %ld %llu %lld\n", host,
-	    (long)lk->pid, start, (long long)now);
+	n = snprintf(content, sizeof(content), "%s %ld %llu %lld%s%s\n", host,
+	    (long)lk->pid, start, (long long)now,
+	    lk->client[0] != '\0' ? " " : "", lk->client);
 	if (n < 0 || (size_t)n >= sizeof(content)) {
 		errno = ENAMETOOLONG;
 		return -1;
@@ -459,13 +466,14 @@ lock_parse_num(const char *s, unsigned long long max, unsigned long long *out)
 	return 0;
 }
 
-/* Parse "host pid starttime acquired\n" strictly.  Returns 0 or -1. */
+/* Parse "host pid starttime acquired [client]\n" strictly.  Returns 0 or
+ * -1. */
 static int
 lock_parse(const struct lock_seen *seen, struct lock_info *info)
 {
-	char buf[LOCK_CONTENT_MAX], *f[4], *p, *sp;
+	char buf[LOCK_CONTENT_MAX], *f[5], *p, *sp;
 	unsigned long long v;
-	size_t i;
+	size_t i, nf;
 
 	if (!seen->regular || seen->len == 0 ||
 	    seen->len >= sizeof(seen->buf) ||
@@ -475,15 +483,25 @@ lock_parse(const struct lock_seen *seen, struct lock_info *info)
 	memcpy(buf, seen->buf, seen->len - 1);
 	buf[seen->len - 1] = '\0';
 	p = buf;
-	for (i = 0; i < 4; i++) {
-		f[i] = p;
-		sp = strchr(p, ' ');
-		if ((i < 3) != (sp != NULL))
-			return -1;
-		if (sp != NULL) {
-			*sp = '\0';
-			p = sp + 1;
+	for (nf = 0; nf < 5; nf++) {
+		f[nf] = p;
+		if ((sp = strchr(p, ' ')) == NULL) {
+			nf++;
+			break;
 		}
+		*sp = '\0';
+		p = sp + 1;
+	}
+	if (nf < 4 || sp != NULL)
+		return -1;
+	info->client[0] = '\0';
+	if (nf == 5) {
+		if (f[4][0] == '\0' || strlen(f[4]) > LOCK_CLIENT_MAX)
+			return -1;
+		for (i = 0; f[4][i] != '\0'; i++)
+			if (f[4][i] < '!' || f[4][i] > '~')
+				return -1;
+		snprintf(info->client, sizeof(info->client), "%s", f[4]);
 	}
 	if (f[0][0] == '\0' || strlen(f[0]) > LOCK_HOST_MAX)
 		return -1;
@@ -651,7 +669,7 @@ lock_file_take(struct mbox_lock *lk, unsigned long long start,
  in_use:
 	if (parsed)
 		lock_holder(holder, holderlen, info.host, (long)info.pid,
-		    info.acquired);
+		    info.acquired, info.client);
 	else
 		lock_holder_text(holder, holderlen,
 		    "unknown (unreadable lock file)");
@@ -669,6 +687,13 @@ lock_free(struct mbox_lock *lk)
 enum lock_result
 lock_acquire(const char *dir, struct mbox_lock **lp, char *holder,
     size_t holderlen)
+{
+	return lock_acquire_for(dir, NULL, lp, holder, holderlen);
+}
+
+enum lock_result
+lock_acquire_for(const char *dir, const char *client, struct mbox_lock **lp,
+    char *holder, size_t holderlen)
 {
 	struct mbox_lock *lk, *other;
 	enum lock_result r;
@@ -692,12 +717,26 @@ lock_acquire(const char *dir, struct mbox_lock **lp, char *holder,
 	}
 	lk->bucket = lock_hash(lk->dir);
 	lk->since = time(NULL);
+	/* Printable and without blanks, or it is left out of the file. */
+	if (client != NULL) {
+		size_t i;
+
+		for (i = 0; client[i] != '\0' && i < LOCK_CLIENT_MAX; i++) {
+			if (client[i] < '!' || client[i] > '~')
+				break;
+			lk->client[i] = client[i];
+		}
+		if (client[i] != '\0')
+			lk->client[0] = '\0';
+		else
+			lk->client[i] = '\0';
+	}
 
 	/* Reserve the path so no other thread of ours touches its file. */
 	pthread_mutex_lock(&lock_mtx);
 	if ((other = lock_reg_find(lk->dir, lk->bucket)) != NULL) {
 		lock_holder(holder, holderlen, "this server",
-		    (long)other->pid, (long long)other->since);
+		    (long)other->pid, (long long)other->since, other->client);
 		pthread_mutex_unlock(&lock_mtx);
 		lock_free(lk);
 		return LOCK_IN_USE;

@@ -7,7 +7,7 @@
  * folder excludes other evpop3d processes and other hosts sharing the
  * storage.  It is created NFS-safely: write a uniquely named temporary file,
  * link() it to evpop3d.lock, and trust the link count rather than link()'s
- * return value.  It holds "host pid starttime acquired-time\n".  A lock is
+ * return value.  It holds "host pid starttime acquired-time [client]\n".  A lock is
  * stale when its owner is on this host and that process is gone (or the pid
  * now belongs to a process started at another time), or when it is on
  * another host and its mtime has not been refreshed for the stale timeout.
@@ -36,10 +36,17 @@ void	lock_init(unsigned int stale_sec);
 /*
  * Lock the Maildir at dir (which must exist).  On LOCK_OK *lp is the new
  * lock.  On LOCK_IN_USE holder (if not NULL) describes the holder, e.g.
- * "host.example pid 1234 since 2026-11-22T10:00:00Z".
+ * "host.example pid 1234 since 2026-11-22T10:00:00Z for client
+ * 203.0.113.7:51000".
  */
 enum lock_result lock_acquire(const char *dir, struct mbox_lock **lp,
 	    char *holder, size_t holderlen);
+
+/* The same, recording the client address (e.g. "203.0.113.7:51000") in
+ * the lock, so that a refused session learns since when and for which
+ * client the mailbox is held. */
+enum lock_result lock_acquire_for(const char *dir, const char *client,
+	    struct mbox_lock **lp, char *holder, size_t holderlen);
 
 /*
  * Touch every lock file this process holds so other hosts see it is alive.

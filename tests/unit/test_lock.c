@@ -597,6 +597,39 @@ test_lock_other_host(void)
 	tlock_rmdir(dir);
 }
 
+/* [IN-USE] says since when and for which client the mailbox is held,
+ * within this process and through the lock file. */
+static void
+test_lock_client(void)
+{
+	struct mbox_lock *a, *b;
+	char *dir, path[PATH_MAX], holder[256];
+
+	lock_init(300);
+	dir = tlock_mkdir();
+	tlock_path(path, sizeof(path), dir);
+	CU_ASSERT_EQUAL_FATAL(lock_acquire_for(dir, "203.0.113.7:51000", &a,
+	    NULL, 0), LOCK_OK);
+	CU_ASSERT_EQUAL(lock_acquire_for(dir, "198.51.100.1:1", &b, holder,
+	    sizeof(holder)), LOCK_IN_USE);
+	CU_ASSERT(strstr(holder, "for client 203.0.113.7:51000") != NULL);
+	CU_ASSERT(strstr(holder, " since 20") != NULL);
+	lock_release(a);
+	/* Another host's lock naming its client. */
+	{
+		const char *t = "node-b.invalid 42 7 1700000000 "
+		    "[2001:db8::1]:4000\n";
+		CU_ASSERT_FATAL(test_write_file(path, t, strlen(t)) == 0);
+	}
+	CU_ASSERT_EQUAL(lock_acquire(dir, &b, holder, sizeof(holder)),
+	    LOCK_IN_USE);
+	CU_ASSERT_STRING_EQUAL(holder, "node-b.invalid pid 42 since "
+	    "2023-11-14T22:13:20Z for client [2001:db8::1]:4000");
+	unlink(path);
+	test_rmtree(dir);
+	free(dir);
+}
+
 static void
 test_lock_garbage(void)
 {
@@ -606,7 +639,8 @@ test_lock_garbage(void)
 		"host 12",			/* half-written */
 		"host 0 1 2\n",			/* pid 0 */
 		"host -5 1 2\n",
-		"host 5 1 2 3\n",		/* extra field */
+		"host 5 1 2 192.0.2.1:5 x\n",	/* extra field */
+		"host 5 1 2 \n",		/* empty client */
 		"host 5 1 99999999999999999999999\n",
 	};
 	struct mbox_lock *lk;
@@ -866,6 +900,7 @@ test_lock_register(void)
 	CU_pSuite s;
 
 	s = CU_add_suite("lock", NULL, NULL);
+	CU_add_test(s, "client in the holder text", test_lock_client);
 	CU_add_test(s, "acquire, in-use, release", test_lock_basic);
 	CU_add_test(s, "two spellings of one Maildir", test_lock_spellings);
 	CU_add_test(s, "threads race", test_lock_threads);
