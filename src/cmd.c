@@ -325,9 +325,11 @@ cmd_login_done(void *arg)
 	case LR_OK:
 		s->mbox = j->mbox;
 		s->lock = j->lock;
+		s->mech = j->mech;
 		snprintf(s->user, sizeof(s->user), "%s", j->user);
 		s->have_user = 1;
 		maildir_stat(s->mbox, &count, &octets);
+		s->listed = count;
 		log_info("session=%016llx event=login peer=%s user=%s "
 		    "method=%s result=ok messages=%zu octets=%llu%s",
 		    (unsigned long long)s->id, s->peer, j->user, j->mech,
@@ -987,6 +989,7 @@ cmd_update_done(void *arg)
 
 	s->left_msgs = u->left;
 	s->left_octets = u->left_octets;
+	s->removed = u->removed;
 	if (u->rc == -1) {
 		log_warnx("session=%016llx user=%s UPDATE: %zu of %zu marked "
 		    "messages could not be removed", (unsigned long long)s->id,

@@ -74,6 +74,7 @@ static conf_set_fn conf_set_workers;
 static conf_set_fn conf_set_proxy;
 static conf_set_fn conf_set_loglevel;
 static conf_set_fn conf_set_trusted;
+static conf_set_fn conf_set_logformat;
 
 #define CONF_OFF(f)	offsetof(struct config, f)
 
@@ -111,6 +112,7 @@ static const struct conf_key conf_keys[] = {
 	{ .name = "login_delay", .fn = conf_set_number,
 	  .off = CONF_OFF(login_delay), .min = 0, .max = 86400 },
 	{ .name = "log_level", .fn = conf_set_loglevel, .single = 1 },
+	{ .name = "log_format", .fn = conf_set_logformat, .single = 1 },
 	{ .name = "pid_file", .fn = conf_set_string,
 	  .off = CONF_OFF(pid_file) },
 	{ .name = "login_timeout", .fn = conf_set_number,
@@ -288,6 +290,23 @@ conf_set_loglevel(struct conf_parser *p, const struct conf_key *k,
 		p->cf->log_debug = 1;
 	else
 		return conf_error(p, "%s: \"%s\" is not info or debug",
+		    k->name, conf_quote(q, sizeof(q), value));
+	return 0;
+}
+
+/* log_format text or json: the form of the session record. */
+static int
+conf_set_logformat(struct conf_parser *p, const struct conf_key *k,
+    char *value)
+{
+	char q[CONF_QUOTE_MAX];
+
+	if (strcmp(value, "text") == 0)
+		p->cf->log_json = 0;
+	else if (strcmp(value, "json") == 0)
+		p->cf->log_json = 1;
+	else
+		return conf_error(p, "%s: \"%s\" is not text or json",
 		    k->name, conf_quote(q, sizeof(q), value));
 	return 0;
 }

@@ -51,6 +51,7 @@ struct config {
 	unsigned int		 lock_stale_timeout;	/* seconds, default 300 */
 	unsigned int		 login_delay;	/* CAPA LOGIN-DELAY seconds, 0=off */
 	int			 log_debug;	/* log_level debug */
+	int			 log_json;	/* log_format json: session record */
 	char			*pid_file;	/* daemon mode: write our pid */
 	unsigned int		 login_timeout;	/* seconds to log in, default 60 */
 	unsigned int		 auth_fail_max;	/* failures per session, default 3 */

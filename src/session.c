@@ -967,14 +967,97 @@ session_elapsed(const struct session *s)
 	    (now.tv_nsec - s->start.tv_nsec) / 1e9;
 }
 
+/* JSON string body: quotes, backslashes and controls escaped. */
+static void
+session_json_str(char *out, size_t outlen, const char *in)
+{
+	size_t o = 0;
+
+	for (; *in != '\0' && o + 7 < outlen; in++) {
+		unsigned char c = *in;
+		if (c == '"' || c == '\\') {
+			out[o++] = '\\';
+			out[o++] = c;
+		} else if (c < 0x20 || c == 0x7f)
+			o += snprintf(out + o, outlen - o, "\\u%04x", c);
+		else
+			out[o++] = c;
+	}
+	out[o] = '\0';
+}
+
+/*
+ * The session record: one line an administrator can answer "my mail
+ * vanished" or "my mail came twice" with.  listed: messages at login;
+ * retr: messages/octets sent by RETR; marked: DELE marks at the end;
+ * removed: files UPDATE actually removed; discarded: marks dropped
+ * because the session did not end with QUIT; reason: how it ended.
+ */
+static void
+session_log_record(struct session *s)
+{
+	size_t left = 0, marked = 0, i, n;
+	uint64_t left_octets = 0, discarded = 0;
+	char user[2 * AUTH_USER_MAX + 8], tls[160];
+	const char *reason = s->end_reason != NULL ? s->end_reason :
+	    END_DISCONNECT;
+	int known = s->have_user || s->mech != NULL;
+
+	if (s->mbox != NULL) {
+		/* Ended without QUIT: every mark is discarded. */
+		maildir_stat(s->mbox, &left, &left_octets);
+		n = maildir_count(s->mbox);
+		for (i = 0; i < n; i++)
+			if (maildir_msg(s->mbox, i)->deleted) {
+				marked++;
+				left_octets += maildir_msg(s->mbox, i)->size;
+			}
+		discarded = marked;
+		left += marked;
+	} else {
+		marked = s->del_msgs;
+		left = s->left_msgs;
+		left_octets = s->left_octets;
+	}
+	snprintf(tls, sizeof(tls), "%s",
+	    s->flags & SF_TLS ? tls_describe(s->bev) : "no");
+	if (session_cfg->log_json) {
+		session_json_str(user, sizeof(user), known ? s->user : "");
+		log_info("{\"session\":\"%016llx\",\"event\":\"end\","
+		    "\"peer\":\"%s\",\"via\":\"%s\",\"user\":\"%s\","
+		    "\"mech\":\"%s\",\"tls\":\"%s\",\"listed\":%zu,"
+		    "\"retr\":%llu,\"retr_octets\":%llu,\"marked\":%zu,"
+		    "\"removed\":%llu,\"discarded\":%llu,\"left\":%zu,"
+		    "\"left_octets\":%llu,\"duration\":%.3f,"
+		    "\"reason\":\"%s\"}", (unsigned long long)s->id, s->peer,
+		    s->proxy, user, s->mech != NULL ? s->mech : "", tls,
+		    s->listed, (unsigned long long)s->retr_msgs,
+		    (unsigned long long)s->retr_octets, marked,
+		    (unsigned long long)s->removed,
+		    (unsigned long long)discarded, left,
+		    (unsigned long long)left_octets, session_elapsed(s),
+		    reason);
+		return;
+	}
+	log_info("session=%016llx event=end peer=%s%s%s user=%s mech=%s "
+	    "reason=%s tls=%s listed=%zu retr=%llu/%llu marked=%zu "
+	    "removed=%llu discarded=%llu deleted=%llu/%llu left=%zu/%llu "
+	    "duration=%.3f", (unsigned long long)s->id, s->peer,
+	    s->proxy[0] != '\0' ? " via=" : "", s->proxy,
+	    known ? s->user : "-", s->mech != NULL ? s->mech : "-", reason,
+	    tls, s->listed, (unsigned long long)s->retr_msgs,
+	    (unsigned long long)s->retr_octets, marked,
+	    (unsigned long long)s->removed, (unsigned long long)discarded,
+	    (unsigned long long)s->removed, (unsigned long long)s->del_octets,
+	    left, (unsigned long long)left_octets, session_elapsed(s));
+}
+
 /* The only teardown: log the summary, release everything the session
  * owns (lock and snapshot via a worker job), free. */
 static void
 session_free(struct session *s)
 {
 	struct session_cleanup *c;
-	size_t left = 0;
-	uint64_t left_octets = 0;
 
 	if (s->flags & SF_FREEING)
 		return;
@@ -984,24 +1067,7 @@ session_free(struct session *s)
 		s->retr = NULL;
 	}
 	cmd_sasl_free(s);
-	if (s->mbox != NULL)
-		maildir_stat(s->mbox, &left, &left_octets);
-	else {
-		left = s->left_msgs;
-		left_octets = s->left_octets;
-	}
-	log_info("session=%016llx event=end peer=%s%s%s user=%s reason=%s "
-	    "tls=%s retr=%llu/%llu deleted=%llu/%llu left=%zu/%llu "
-	    "duration=%.3f", (unsigned long long)s->id, s->peer,
-	    s->proxy[0] != '\0' ? " via=" : "", s->proxy,
-	    s->have_user || s->mbox != NULL ? s->user : "-",
-	    s->end_reason != NULL ? s->end_reason : END_DISCONNECT,
-	    s->flags & SF_TLS ? tls_describe(s->bev) : "no",
-	    (unsigned long long)s->retr_msgs,
-	    (unsigned long long)s->retr_octets,
-	    (unsigned long long)s->del_msgs,
-	    (unsigned long long)s->del_octets, left,
-	    (unsigned long long)left_octets, session_elapsed(s));
+	session_log_record(s);
 
 	if (s->mbox != NULL || s->lock != NULL) {
 		if ((c = malloc(sizeof(*c))) == NULL) {

@@ -85,7 +85,10 @@ struct session {
 	const char		*end_reason;
 	struct timespec		 start;
 	uint64_t		 retr_msgs, retr_octets;
-	uint64_t		 del_msgs, del_octets;
+	uint64_t		 del_msgs, del_octets;	/* marked at QUIT */
+	uint64_t		 removed;	/* actually removed by UPDATE */
+	size_t			 listed;	/* messages at login */
+	const char		*mech;		/* how the user logged in */
 	size_t			 left_msgs;
 	uint64_t		 left_octets;
 	TAILQ_ENTRY(session)	 entry;

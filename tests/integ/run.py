@@ -1479,6 +1479,38 @@ def t_ipv6_and_two_listeners(c):
     a.quit()
     check("peer=[::1]:" in d.logtext(), "IPv6 peer not in the log")
 
+
+@test()
+def t_session_record_json(c):
+    """log_format json: one parseable record per session that tells a
+    QUIT with removals from a dropped session whose marks were
+    discarded."""
+    import json
+    c.add_user("jo", "jo-pw", msgs=three("js"))
+    d = c.start(extra=["log_format json"])
+    a = Conn(d.port)
+    a.login("jo", "jo-pw")
+    a.multi("RETR 1")
+    a.ok("DELE 1")
+    a.ok("DELE 2")
+    a.close()                       # dropped: marks discarded
+    ln = d.log_lines('"user":"jo"', '"reason":"disconnect"')
+    r = json.loads(ln[ln.index("{"):])
+    eq((r["listed"], r["retr"], r["marked"], r["removed"], r["discarded"],
+        r["left"], r["mech"]), (3, 1, 2, 0, 2, 3, "pass"),
+       "dropped session record")
+    eq(len(c.disk("jo")), 3, "messages on disk after the drop")
+    a = Conn(d.port)
+    a.login("jo", "jo-pw")
+    a.ok("DELE 3")
+    a.quit()
+    ln = d.log_lines('"user":"jo"', '"reason":"quit"')
+    r = json.loads(ln[ln.index("{"):])
+    eq((r["marked"], r["removed"], r["discarded"], r["left"]), (1, 1, 0, 2),
+       "QUIT session record")
+    check(r["peer"].startswith("127.0.0.1:") and r["tls"] == "no",
+          "record fields: %r" % r)
+
 # ---------------------------------------------------------------------------
 
 def main():

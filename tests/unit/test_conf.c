@@ -841,6 +841,12 @@ test_conf_service_keys(void)
 	CU_ASSERT(!conf_login_trusted(cf, (struct sockaddr *)&lo));
 	conf_free(cf);
 
+	cf = test_conf_with("log_format json\n");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cf);
+	CU_ASSERT_EQUAL(cf->log_json, 1);
+	conf_free(cf);
+	test_conf_expect_err("log_format xml\n",
+	    "t.conf:3: log_format: \"xml\" is not text or json");
 	test_conf_expect_err("login_timeout 0\n",
 	    "t.conf:3: login_timeout: 0 is out of range (1..86400)");
 	test_conf_expect_err("login_trusted_networks 10.0.0.0/33\n",
