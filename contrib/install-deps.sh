@@ -8,7 +8,7 @@ set -e
 # libFuzzer for the fuzz smoke run.
 PKGS="build-essential autoconf automake pkg-config libevent-dev libssl-dev
 libcrypt-dev libcunit1-dev openssl python3 curl clang libclang-rt-14-dev
-fetchmail getmail6 mpop expect telnet socat systemd fail2ban"
+fetchmail getmail6 mpop expect telnet socat systemd fail2ban haproxy"
 missing=""
 for p in $PKGS; do
 	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then

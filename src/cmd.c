@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "auth.h"
@@ -182,7 +183,7 @@ cmd_dispatch(struct session *s, char *line, size_t len)
  */
 
 enum login_method { LOGIN_PASS, LOGIN_APOP, LOGIN_CRAM };
-enum login_result { LR_OK, LR_AUTH, LR_IN_USE, LR_SYS };
+enum login_result { LR_OK, LR_AUTH, LR_IN_USE, LR_DELAY, LR_SYS };
 
 struct login_job {
 	struct session		*s;
@@ -195,6 +196,8 @@ struct login_job {
 	char			*challenge;	/* APOP/CRAM timestamp */
 	char			*maildir;
 	char			 client[INET6_ADDRSTRLEN + 16];
+	unsigned int		 login_delay;	/* seconds, 0 = none */
+	long			 delay_left;
 	enum login_result	 result;
 	char			 holder[192];
 	struct mailbox		*mbox;
@@ -262,6 +265,13 @@ cmd_login_run(void *arg)
 		j->err = errno;
 		j->errstr = "lock";
 		j->result = LR_SYS;
+		return;
+	}
+	if (j->login_delay > 0 && maildir_login_delay(j->maildir,
+	    j->login_delay, time(NULL), &j->delay_left) == 1) {
+		lock_release(j->lock);
+		j->lock = NULL;
+		j->result = LR_DELAY;
 		return;
 	}
 	if (maildir_open(j->maildir, &j->mbox, &j->skipped,
@@ -360,6 +370,16 @@ cmd_login_done(void *arg)
 		    "session (%s).", j->holder);
 		session_resume(s);
 		break;
+	case LR_DELAY:
+		log_info("session=%016llx event=login peer=%s user=%s "
+		    "method=%s result=login-delay wait=%ld",
+		    (unsigned long long)s->id, s->peer, j->user, j->mech,
+		    j->delay_left);
+		session_reply(s, "-ERR [LOGIN-DELAY] Minimum time between "
+		    "logins is %u seconds; try again in %ld.", j->login_delay,
+		    j->delay_left);
+		session_resume(s);
+		break;
 	case LR_SYS:
 		log_warnx("session=%016llx event=login peer=%s user=%s "
 		    "result=error step=\"%s\" error=\"%s\"",
@@ -394,6 +414,7 @@ cmd_login_start(struct session *s, enum login_method method,
 	j->method = method;
 	j->mech = mech;
 	snprintf(j->client, sizeof(j->client), "%s", s->peer);
+	j->login_delay = session_config()->login_delay;
 	pe = auth_db_lookup(db, user);
 	if (pe == NULL) {
 		j->unknown = 1;

@@ -84,7 +84,10 @@ listener_accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
 		    "try again later.\r\n");
 		return;
 	}
+	/* From a trusted proxy the client is known only after the PROXY
+	 * header: session.c checks the limit then. */
 	if (cfg->max_connections_per_ip > 0 &&
+	    !conf_proxy_trusted(cfg, sa) &&
 	    session_count_peer(sa, listener_same_addr) >=
 	    cfg->max_connections_per_ip) {
 		char host[NI_MAXHOST] = "?";

@@ -108,7 +108,7 @@ lock_atfork_child(void)
 
 	for (i = 0; i < LOCK_REG_BUCKETS; i++)
 		TAILQ_INIT(&lock_reg[i]);
-	lock_nheld = 0;
+	__atomic_store_n(&lock_nheld, 0, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&lock_mtx);
 }
 
@@ -757,7 +757,7 @@ lock_acquire_for(const char *dir, const char *client, struct mbox_lock **lp,
 	pthread_mutex_lock(&lock_mtx);
 	if (r == LOCK_OK) {
 		lk->held = 1;
-		lock_nheld++;
+		__atomic_add_fetch(&lock_nheld, 1, __ATOMIC_RELAXED);
 	} else
 		TAILQ_REMOVE(&lock_reg[lk->bucket], lk, entry);
 	pthread_mutex_unlock(&lock_mtx);
@@ -815,7 +815,7 @@ lock_release(struct mbox_lock *lk)
 	mine = lk->pid == getpid() && lk->held;
 	if (mine) {
 		lk->held = 0;
-		lock_nheld--;
+		__atomic_sub_fetch(&lock_nheld, 1, __ATOMIC_RELAXED);
 	}
 	pthread_mutex_unlock(&lock_mtx);
 
@@ -833,11 +833,7 @@ lock_release(struct mbox_lock *lk)
 size_t
 lock_count(void)
 {
-	size_t n;
-
-	pthread_once(&lock_once, lock_setup);
-	pthread_mutex_lock(&lock_mtx);
-	n = lock_nheld;
-	pthread_mutex_unlock(&lock_mtx);
-	return n;
+	/* Without the mutex: a refresh stalled on storage holds it, and
+	 * the event loop asks this. */
+	return __atomic_load_n(&lock_nheld, __ATOMIC_RELAXED);
 }

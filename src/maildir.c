@@ -1276,6 +1276,37 @@ out:
 	return ret;
 }
 
+/* RFC 2449 LOGIN-DELAY: the time of the last login is the mtime of
+ * MAILDIR_LASTLOGIN in the Maildir's top folder (under the lock). */
+#define MAILDIR_LASTLOGIN	"evpop3d.lastlogin"
+
+int
+maildir_login_delay(const char *dir, unsigned int delay, time_t now,
+    long *wait)
+{
+	char *path;
+	struct stat st;
+	int fd;
+
+	*wait = 0;
+	if ((path = maildir_join(dir, "/", MAILDIR_LASTLOGIN)) == NULL)
+		return -1;
+	if (stat(path, &st) == 0 && st.st_mtime <= now &&
+	    now - st.st_mtime < (time_t)delay) {
+		*wait = (long)(delay - (now - st.st_mtime));
+		free(path);
+		return 1;
+	}
+	fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd != -1) {
+		struct timespec ts[2] = { { now, 0 }, { now, 0 } };
+		futimens(fd, ts);
+		close(fd);
+	}
+	free(path);
+	return 0;
+}
+
 void
 maildir_free(struct mailbox *mb)
 {

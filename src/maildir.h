@@ -13,6 +13,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 /* RFC 1939 section 7: a unique-id is 1 to 70 octets in 0x21..0x7E. */
 #define MAILDIR_UIDL_MAX	70
@@ -85,6 +86,15 @@ int	maildir_msg_open(struct mailbox *, size_t idx);
 int	maildir_update(struct mailbox *, size_t *removed, size_t *failed);
 
 void	maildir_free(struct mailbox *);
+
+/*
+ * LOGIN-DELAY (RFC 2449): if the last login to the Maildir at dir was less
+ * than delay seconds before now, return 1 with *wait the seconds left;
+ * otherwise record now as the last login and return 0 (-1: out of
+ * memory).  Call with the mailbox lock held.
+ */
+int	maildir_login_delay(const char *dir, unsigned int delay, time_t now,
+	    long *wait);
 
 /*
  * The UIDL for a base name (file name before ':'): the base name itself

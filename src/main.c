@@ -50,6 +50,8 @@ static int			 main_inetd;
 static int			 main_debug;
 static struct event		*main_inetd_ev;
 
+static void	main_refresh_interval(const struct config *, struct timeval *);
+
 static void
 main_usage(void)
 {
@@ -215,36 +217,56 @@ main_reload_warn_fixed(const struct config *old, const struct config *new)
 		    "next restart");
 }
 
+/* A reload in progress: files are read and parsed on a worker thread (a
+ * passwd_file of a million users takes seconds), then applied here. */
+struct main_reload {
+	char			*path;
+	struct config		*cfg;
+	struct passwd_db	*db;
+	char			 err[1024];
+	char			 warn[512];
+	int			 failed_passwd;
+};
+static int			 main_reloading;
+
+static void
+main_reload_run(void *arg)
+{
+	struct main_reload *r = arg;
+
+	r->cfg = conf_load(r->path, 1, r->err, sizeof(r->err), r->warn,
+	    sizeof(r->warn));
+	if (r->cfg == NULL)
+		return;
+	if ((r->db = auth_db_load(r->cfg->passwd_file, r->err,
+	    sizeof(r->err))) == NULL) {
+		r->failed_passwd = 1;
+		conf_free(r->cfg);
+		r->cfg = NULL;
+	}
+}
+
 /*
- * SIGHUP: re-read the configuration, the passwd_file and the TLS pair,
- * without dropping sessions.  Anything that fails to load keeps what is
- * in use and says where the problem is; a broken TLS pair alone keeps
- * the old certificate but lets the rest of the new configuration in.
+ * Apply a reload: anything that failed to load keeps what is in use and
+ * the log says where the problem is; a broken TLS pair alone keeps the old
+ * certificate but lets the rest of the new configuration in.
  */
 static void
-main_sighup_cb(evutil_socket_t sig, short ev, void *arg)
+main_reload_done(void *arg)
 {
-	struct config *cfg;
-	struct passwd_db *db;
-	char err[1024], warn[512];
+	struct main_reload *r = arg;
+	struct config *cfg = r->cfg;
+	struct timeval tv;
+	char err[1024];
 
-	(void)sig;
-	(void)ev;
-	(void)arg;
-	cfg = conf_load(main_cfg->path, 1, err, sizeof(err), warn,
-	    sizeof(warn));
+	main_reloading = 0;
 	if (cfg == NULL) {
-		log_warnx("reload: %s; keeping the old configuration", err);
-		return;
+		log_warnx("reload: %s; keeping the old configuration%s", r->err,
+		    r->failed_passwd ? " and passwd_file" : "");
+		goto out;
 	}
-	if (warn[0] != '\0')
-		log_warnx("reload: %s", warn);
-	if ((db = auth_db_load(cfg->passwd_file, err, sizeof(err))) == NULL) {
-		log_warnx("reload: %s; keeping the old configuration and "
-		    "passwd_file", err);
-		conf_free(cfg);
-		return;
-	}
+	if (r->warn[0] != '\0')
+		log_warnx("reload: %s", r->warn);
 	if (cfg->tls_cert != NULL) {
 		if (tls_load(cfg->tls_cert, cfg->tls_key, err,
 		    sizeof(err)) == -1)
@@ -254,14 +276,48 @@ main_sighup_cb(evutil_socket_t sig, short ev, void *arg)
 			log_info("reload: certificate %s", cfg->tls_cert);
 	}
 	main_reload_warn_fixed(main_cfg, cfg);
-	session_set_passwd(db);
+	session_set_passwd(r->db);
 	session_set_config(cfg);
 	lock_init(cfg->lock_stale_timeout);
+	main_refresh_interval(cfg, &tv);
+	event_add(main_refresh_ev, &tv);
 	log_set_debug(main_debug || cfg->log_debug);
 	conf_free(main_cfg);
 	main_cfg = cfg;
 	log_info("reload: configuration %s, passwd_file %s with %zu users",
-	    cfg->path, cfg->passwd_file, auth_db_count(db));
+	    cfg->path, cfg->passwd_file, auth_db_count(r->db));
+out:
+	free(r->path);
+	free(r);
+}
+
+/* SIGHUP: re-read the configuration, the passwd_file and the TLS pair,
+ * without dropping sessions or stalling them. */
+static void
+main_sighup_cb(evutil_socket_t sig, short ev, void *arg)
+{
+	struct main_reload *r;
+
+	(void)sig;
+	(void)ev;
+	(void)arg;
+	if (main_reloading) {
+		log_info("reload: already in progress");
+		return;
+	}
+	if ((r = calloc(1, sizeof(*r))) == NULL ||
+	    (r->path = strdup(main_cfg->path)) == NULL) {
+		free(r);
+		log_warnx("reload: out of memory");
+		return;
+	}
+	main_reloading = 1;
+	if (worker_submit(main_reload_run, main_reload_done, r) == -1) {
+		main_reloading = 0;
+		free(r->path);
+		free(r);
+		log_warnx("reload: out of memory");
+	}
 }
 
 /* Daemon mode: record our pid for init scripts (before dropping root). */
@@ -315,6 +371,19 @@ main_lock_refresh_run(void *arg)
 		    "by someone else", lost);
 }
 
+/* Refresh locks at least three times per lock_stale_timeout, so that a
+ * live session's lock can never look stale to another host. */
+static void
+main_refresh_interval(const struct config *cfg, struct timeval *tv)
+{
+	unsigned int sec = cfg->lock_stale_timeout / 3;
+
+	if (sec > LOCK_REFRESH_SEC)
+		sec = LOCK_REFRESH_SEC;
+	tv->tv_sec = sec > 0 ? sec : 1;
+	tv->tv_usec = 0;
+}
+
 /* Keep our lock files fresh so other hosts do not take them over. */
 static void
 main_lock_refresh_cb(evutil_socket_t fd, short ev, void *arg)
@@ -339,7 +408,7 @@ main(int argc, char *argv[])
 	char err[1024], warn[512];
 	struct passwd_db *db;
 	struct event *ev_term, *ev_int, *ev_hup;
-	struct timeval refresh = { LOCK_REFRESH_SEC, 0 };
+	struct timeval refresh;
 
 	while ((ch = getopt_long(argc, argv, "c:dFitV", longopts,
 	    NULL)) != -1) {
@@ -452,6 +521,7 @@ main(int argc, char *argv[])
 	evsignal_add(ev_term, NULL);
 	evsignal_add(ev_int, NULL);
 	evsignal_add(ev_hup, NULL);
+	main_refresh_interval(main_cfg, &refresh);
 	event_add(main_refresh_ev, &refresh);
 
 	if (main_inetd) {

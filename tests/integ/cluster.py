@@ -325,6 +325,7 @@ class HAProxy:
                                      stderr=subprocess.STDOUT, cwd=c.dir,
                                      start_new_session=True)
         lf.close()
+        c.haproxies.append(self)        # stopped by main() whatever happens
         for p in [self.port] + ([self.tls_port] if tls else []):
             if not wait_port(p, START_TIMEOUT, self.proc):
                 raise Fail("haproxy did not listen on %d (exit status %s): "
@@ -419,7 +420,6 @@ class Cluster:
         self.nodes = [start_node(c, extra, tls_port=free_port() if tls
                                  else None) for _ in range(n)]
         self.hp = HAProxy(c, c.haproxy_bin, self.nodes, tls)
-        c.haproxies.append(self.hp)
         self.hp.wait_all_up()
         self.port = self.hp.port
         self.tls_port = self.hp.tls_port
@@ -458,8 +458,16 @@ def users(c, prefix, n, msgs=3):
     return out
 
 
+def login_line(peer_rx, user, result):
+    """Regex for a login line (never a via=: the peer is the client)."""
+    return (r"event=login peer=%s user=%s (?:\S+=\S* )*?result=%s\b" % (
+        peer_rx, re.escape(user), re.escape(result)))
+
+
 def end_line(peer_rx, user, via=True, reason="quit"):
-    return (r"event=end peer=%s%s user=%s reason=%s " % (
+    """Regex for a session's end line; other key=value fields may come
+    between user= and reason=."""
+    return (r"event=end peer=%s%s user=%s (?:\S+=\S* )*?reason=%s " % (
         peer_rx, r" via=127\.0\.0\.1:\d+" if via else "", re.escape(user),
         reason))
 
@@ -536,8 +544,7 @@ def t_client_address(c):
     cn.login("ca00", "pw-ca00")
     cn.quit()
     peer = r"127\.0\.0\.2:%d" % lp
-    wait_log(d, r"event=login peer=%s user=ca00 method=pass result=ok"
-             % peer)
+    wait_log(d, login_line(peer, "ca00", "ok"))
     wait_log(d, end_line(peer, "ca00"))
     # A failed login from another address: the failure line carries that
     # address, and the fail2ban filter shipped in contrib/ finds it.
@@ -547,8 +554,7 @@ def t_client_address(c):
     cn.ok("USER ca00")
     cn.err("PASS wrong", "AUTH")
     cn.close()
-    m = wait_log(d, r"event=login peer=127\.0\.0\.3:%d user=ca00 "
-                 r"method=pass result=fail" % lp)
+    m = wait_log(d, login_line(r"127\.0\.0\.3:%d" % lp, "ca00", "fail"))
     line = [ln for ln in d.logtext().splitlines() if m.group(0) in ln][0]
     if os.path.exists(F2B_FILTER):
         with open(F2B_FILTER) as f:
@@ -593,8 +599,8 @@ def t_health_checks(c):
                 os.path.basename(d.log), bad,
                 short([ln for ln in text.splitlines() if bad in ln][:1])))
         # The checks' sessions: HAProxy's own address (LOCAL), no via=.
-        n = len(re.findall(r"event=end peer=127\.0\.0\.1:\d+ user=- "
-                           r"reason=quit ", text))
+        n = len(re.findall(end_line(r"127\.0\.0\.1:\d+", "-", via=False),
+                           text))
         check(n >= 4, "%s: %d health check sessions ended with QUIT, want "
               ">= 4" % (os.path.basename(d.log), n))
     check(" is DOWN" not in cl.hp.logtext(), "haproxy log: %s" % short(
@@ -634,8 +640,8 @@ def t_in_use_across_nodes(c):
     s2.ok("USER iu00")
     r = s2.err("PASS pw-iu00", "IN-USE")
     check("Mailbox is locked" in r, "IN-USE reply %s" % short(r))
-    wait_log(n2, r"event=login peer=127\.0\.0\.1:%d user=iu00 method=pass "
-             r"result=in-use" % s2.local[1])
+    wait_log(n2, login_line(r"127\.0\.0\.1:%d" % s2.local[1], "iu00",
+                            "in-use"))
     eq(s1.stat()[0], 3, "first session still works")
     # The session that got [IN-USE] may try again (USER and PASS) once
     # the lock is free.
@@ -751,10 +757,9 @@ def t_direct_and_untrusted(c):
     check(cn.line().startswith("+OK"), "greeting after a v2 header")
     cn.login("dx00", "pw-dx00")
     cn.quit()
-    wait_log(d, r"event=login peer=127\.0\.0\.5:5555 user=dx00 method=pass "
-             r"result=ok")
-    wait_log(d, r"event=end peer=127\.0\.0\.5:5555 via=127\.0\.0\.1:%d "
-             r"user=dx00 reason=quit" % lp)
+    wait_log(d, login_line(r"127\.0\.0\.5:5555", "dx00", "ok"))
+    wait_log(d, end_line(r"127\.0\.0\.5:5555", "dx00").replace(
+        r"via=127\.0\.0\.1:\d+", r"via=127\.0\.0\.1:%d" % lp))
     # v2 LOCAL and v1 UNKNOWN: the proxy's own address, no via=.
     for hdr in (v2_local(), b"PROXY UNKNOWN\r\n"):
         cn = PConn(d.port, greeting=False)
@@ -763,8 +768,7 @@ def t_direct_and_untrusted(c):
         check(cn.line().startswith("+OK"), "greeting after %r" % hdr)
         cn.login("dx00", "pw-dx00")
         cn.quit()
-        wait_log(d, r"event=end peer=127\.0\.0\.1:%d user=dx00 reason=quit"
-                 % lp)
+        wait_log(d, end_line(r"127\.0\.0\.1:%d" % lp, "dx00", via=False))
 
 
 def rewrite_lock_host(path, host):
@@ -1086,6 +1090,7 @@ def main():
         return 0
     passed = failed = skipped = 0
     t_all = time.monotonic()
+    c = None
     try:
         for name, fn in sel:
             c = base.Case("cluster-" + name, binpath)
@@ -1103,6 +1108,7 @@ def main():
                     hp.stop()
                 c.finish()
                 c.remove()
+                c = None
                 continue
             except Fail as e:
                 err = str(e)
@@ -1136,7 +1142,14 @@ def main():
                 print("FAIL %s: %s" % (name, err), flush=True)
                 print(tails(c), flush=True)
                 print("  (temp dir kept: %s)" % c.dir, flush=True)
+            c = None
     finally:
+        if c is not None:       # interrupted: leave no process behind
+            for hp in c.haproxies:
+                hp.stop()
+            for d in c.daemons:
+                if not d.stopped:
+                    d.kill()
         Cert.remove()
     print("%d passed, %d failed%s (%.1fs)" % (
         passed, failed, ", %d skipped" % skipped if skipped else "",

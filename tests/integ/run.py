@@ -1511,6 +1511,33 @@ def t_session_record_json(c):
     check(r["peer"].startswith("127.0.0.1:") and r["tls"] == "no",
           "record fields: %r" % r)
 
+
+@test()
+def t_login_delay(c):
+    """login_delay: advertised in CAPA and enforced per mailbox with the
+    RFC 2449 [LOGIN-DELAY] code; other mailboxes are not affected."""
+    c.add_user("ld", "ld-pw", msgs=three("ld"))
+    c.add_user("le", "le-pw", msgs=three("le"))
+    d = c.start(extra=["login_delay 2"])
+    a = Conn(d.port)
+    a.ok("CAPA")
+    check("LOGIN-DELAY 2" in a.multi_body().decode(), "CAPA lacks LOGIN-DELAY")
+    a.login("ld", "ld-pw")
+    a.quit()
+    b = Conn(d.port)
+    b.ok("USER ld")
+    r = b.cmd("PASS ld-pw")
+    check(r.startswith("-ERR [LOGIN-DELAY]"), "second login at once: %r" % r)
+    b.close()
+    e = Conn(d.port)
+    e.login("le", "le-pw")                       # another mailbox: fine
+    e.quit()
+    time.sleep(2.2)
+    f = Conn(d.port)
+    f.login("ld", "ld-pw")                       # after the delay: fine
+    f.quit()
+    eq(len(c.disk("ld")), 3, "messages on disk")
+
 # ---------------------------------------------------------------------------
 
 def main():
