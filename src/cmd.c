@@ -197,6 +197,8 @@ struct login_job {
 	char			*maildir;
 	char			 client[INET6_ADDRSTRLEN + 16];
 	unsigned int		 login_delay;	/* seconds, 0 = none */
+	int			 trash;		/* delete_mode trash */
+	unsigned int		 trash_days;
 	long			 delay_left;
 	enum login_result	 result;
 	char			 holder[192];
@@ -282,6 +284,9 @@ cmd_login_run(void *arg)
 		j->result = LR_SYS;
 		return;
 	}
+	maildir_set_trash(j->mbox, j->trash);
+	/* Soft-deleted messages past their time go (cheap if none). */
+	maildir_trash_purge(j->maildir, j->trash_days, time(NULL));
 	j->result = LR_OK;
 }
 
@@ -415,6 +420,8 @@ cmd_login_start(struct session *s, enum login_method method,
 	j->mech = mech;
 	snprintf(j->client, sizeof(j->client), "%s", s->peer);
 	j->login_delay = session_config()->login_delay;
+	j->trash = session_config()->delete_trash;
+	j->trash_days = session_config()->trash_days;
 	pe = auth_db_lookup(db, user);
 	if (pe == NULL) {
 		j->unknown = 1;

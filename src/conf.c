@@ -75,6 +75,7 @@ static conf_set_fn conf_set_proxy;
 static conf_set_fn conf_set_loglevel;
 static conf_set_fn conf_set_trusted;
 static conf_set_fn conf_set_logformat;
+static conf_set_fn conf_set_deletemode;
 
 #define CONF_OFF(f)	offsetof(struct config, f)
 
@@ -113,6 +114,9 @@ static const struct conf_key conf_keys[] = {
 	  .off = CONF_OFF(login_delay), .min = 0, .max = 86400 },
 	{ .name = "log_level", .fn = conf_set_loglevel, .single = 1 },
 	{ .name = "log_format", .fn = conf_set_logformat, .single = 1 },
+	{ .name = "delete_mode", .fn = conf_set_deletemode, .single = 1 },
+	{ .name = "trash_days", .fn = conf_set_number,
+	  .off = CONF_OFF(trash_days), .min = 0, .max = 3650 },
 	{ .name = "pid_file", .fn = conf_set_string,
 	  .off = CONF_OFF(pid_file) },
 	{ .name = "login_timeout", .fn = conf_set_number,
@@ -290,6 +294,23 @@ conf_set_loglevel(struct conf_parser *p, const struct conf_key *k,
 		p->cf->log_debug = 1;
 	else
 		return conf_error(p, "%s: \"%s\" is not info or debug",
+		    k->name, conf_quote(q, sizeof(q), value));
+	return 0;
+}
+
+/* delete_mode unlink or trash (soft delete). */
+static int
+conf_set_deletemode(struct conf_parser *p, const struct conf_key *k,
+    char *value)
+{
+	char q[CONF_QUOTE_MAX];
+
+	if (strcmp(value, "unlink") == 0)
+		p->cf->delete_trash = 0;
+	else if (strcmp(value, "trash") == 0)
+		p->cf->delete_trash = 1;
+	else
+		return conf_error(p, "%s: \"%s\" is not unlink or trash",
 		    k->name, conf_quote(q, sizeof(q), value));
 	return 0;
 }
@@ -750,6 +771,7 @@ conf_parse_text(const char *name, const char *text, size_t len,
 	cf->login_delay = 0;
 	cf->log_debug = 0;
 	cf->login_timeout = 60;
+	cf->trash_days = 7;
 	cf->auth_fail_max = 3;
 
 	if (len > 0)

@@ -52,6 +52,8 @@ struct config {
 	unsigned int		 login_delay;	/* CAPA LOGIN-DELAY seconds, 0=off */
 	int			 log_debug;	/* log_level debug */
 	int			 log_json;	/* log_format json: session record */
+	int			 delete_trash;	/* delete_mode trash */
+	unsigned int		 trash_days;	/* trash kept this long, default 7 */
 	char			*pid_file;	/* daemon mode: write our pid */
 	unsigned int		 login_timeout;	/* seconds to log in, default 60 */
 	unsigned int		 auth_fail_max;	/* failures per session, default 3 */

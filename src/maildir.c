@@ -37,7 +37,13 @@ struct mailbox {
 	struct maildir_msg	*msgs;
 	size_t			 nmsgs;
 	size_t			 cap;
+	int			 trash;		/* UPDATE moves to the trash */
 };
+
+/* Soft delete: removed messages wait here, invisible to POP3 (only cur/
+ * and new/ are read) and to other Maildir readers (no leading dot). */
+#define MAILDIR_TRASH		"evpop3d-trash"
+#define MAILDIR_TRASH_LEN	13
 
 /* cur/'s file names, sorted (maildir_update's renamed-file lookups). */
 struct maildir_list {
@@ -999,6 +1005,49 @@ maildir_sync_dir(int mfd, const char *sub)
 }
 
 /*
+ * Remove rel (a name relative to the Maildir open as mfd; "cur/X" or
+ * "new/X"), or with trash set move it into the trash.  Like unlinkat():
+ * 0, or -1 with errno (ENOENT: not there).
+ */
+static int
+maildir_remove_at(int mfd, int dfd, const char *name, int trash)
+{
+	char to[NAME_MAX + MAILDIR_TRASH_LEN + 2];
+
+	if (!trash)
+		return unlinkat(dfd, name, 0);
+	if (mkdirat(mfd, MAILDIR_TRASH, 0700) == -1 && errno != EEXIST)
+		return -1;
+	snprintf(to, sizeof(to), "%s/%s", MAILDIR_TRASH, name);
+	return renameat(dfd, name, mfd, to);
+}
+
+/* The same for a name relative to the Maildir ("cur/X"). */
+static int
+maildir_remove_rel(int mfd, const char *rel, int trash)
+{
+	const char *slash = strchr(rel, '/');
+	char sub[8];
+	int dfd, r, saved;
+
+	if (!trash)
+		return unlinkat(mfd, rel, 0);
+	if (slash == NULL || (size_t)(slash - rel) >= sizeof(sub)) {
+		errno = EINVAL;
+		return -1;
+	}
+	memcpy(sub, rel, (size_t)(slash - rel));
+	sub[slash - rel] = '\0';
+	if ((dfd = openat(mfd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+		return -1;
+	r = maildir_remove_at(mfd, dfd, slash + 1, 1);
+	saved = errno;
+	close(dfd);
+	errno = saved;
+	return r;
+}
+
+/*
  * Crash-safe UPDATE.  Before the first removal the base names to remove
  * are written to MAILDIR_JOURNAL (temporary file, fsync, rename, fsync of
  * the folder); it is removed once every file is gone.  A session that
@@ -1036,6 +1085,8 @@ maildir_journal_write(int mfd, const struct mailbox *mb)
 		goto fail;
 	}
 	fputs(MAILDIR_JOURNAL_MAGIC, f);
+	if (mb->trash)
+		fputs("mode trash\n", f);
 	for (i = 0; i < mb->nmsgs; i++)
 		if (mb->msgs[i].deleted)
 			fprintf(f, "%.*s\n", (int)mb->msgs[i].base_len,
@@ -1075,7 +1126,8 @@ maildir_cmp_str(const void *a, const void *b)
 
 /* Remove from sub/ every file whose base name is in the sorted names. */
 static int
-maildir_journal_apply(int mfd, const char *sub, char **names, size_t n)
+maildir_journal_apply(int mfd, const char *sub, char **names, size_t n,
+    int trash)
 {
 	DIR *d;
 	struct dirent *de;
@@ -1098,7 +1150,8 @@ maildir_journal_apply(int mfd, const char *sub, char **names, size_t n)
 		if (bsearch(&key, names, n, sizeof(*names),
 		    maildir_cmp_str) == NULL)
 			continue;
-		if (unlinkat(dirfd(d), de->d_name, 0) == -1 && errno != ENOENT)
+		if (maildir_remove_at(mfd, dirfd(d), de->d_name, trash) == -1 &&
+		    errno != ENOENT)
 			rc = -1;
 		else
 			removed = 1;
@@ -1121,7 +1174,7 @@ maildir_journal_replay(int mfd)
 	size_t n = 0, cap = 0, len = 0;
 	struct stat st;
 	ssize_t r;
-	int fd, complete = 0;
+	int fd, complete = 0, trash = 0;
 	long ret = -1;
 
 	unlinkat(mfd, MAILDIR_JOURNAL_TMP, 0);	/* never became visible */
@@ -1146,8 +1199,12 @@ maildir_journal_replay(int mfd)
 	if (strncmp(text, MAILDIR_JOURNAL_MAGIC,
 	    strlen(MAILDIR_JOURNAL_MAGIC)) != 0)
 		goto out;
-	for (p = text + strlen(MAILDIR_JOURNAL_MAGIC);
-	    (nl = strchr(p, '\n')) != NULL; p = nl + 1) {
+	p = text + strlen(MAILDIR_JOURNAL_MAGIC);
+	if (strncmp(p, "mode trash\n", 11) == 0) {
+		trash = 1;
+		p += 11;
+	}
+	for (; (nl = strchr(p, '\n')) != NULL; p = nl + 1) {
 		*nl = '\0';
 		if (strcmp(p, ".") == 0) {
 			complete = 1;
@@ -1169,8 +1226,9 @@ maildir_journal_replay(int mfd)
 		goto out;	/* renamed only when complete: not ours */
 	if (n > 1)
 		qsort(names, n, sizeof(*names), maildir_cmp_str);
-	if (n > 0 && (maildir_journal_apply(mfd, "cur", names, n) == -1 ||
-	    maildir_journal_apply(mfd, "new", names, n) == -1))
+	if (n > 0 && (maildir_journal_apply(mfd, "cur", names, n,
+	    trash) == -1 ||
+	    maildir_journal_apply(mfd, "new", names, n, trash) == -1))
 		goto out;
 	if (unlinkat(mfd, MAILDIR_JOURNAL, 0) == -1 && errno != ENOENT)
 		goto out;
@@ -1213,7 +1271,7 @@ maildir_update(struct mailbox *mb, size_t *removed, size_t *failed)
 			continue;
 		if (fault >= 0 && (long)nrem >= fault)
 			_exit(99);	/* simulated crash (tests only) */
-		if (unlinkat(mfd, msg->name, 0) == -1) {
+		if (maildir_remove_rel(mfd, msg->name, mb->trash) == -1) {
 			if (errno != ENOENT) {
 				saved = errno;
 				nfail++;
@@ -1232,8 +1290,8 @@ maildir_update(struct mailbox *mb, size_t *removed, size_t *failed)
 			if (r == 1) {
 				free(msg->name);
 				msg->name = rel;
-				if (unlinkat(mfd, msg->name, 0) == -1 &&
-				    errno != ENOENT)
+				if (maildir_remove_rel(mfd, msg->name,
+				    mb->trash) == -1 && errno != ENOENT)
 					r = -1;
 			}
 			if (r == -1) {
@@ -1274,6 +1332,123 @@ out:
 	if (ret == -1)
 		errno = saved;
 	return ret;
+}
+
+void
+maildir_set_trash(struct mailbox *mb, int trash)
+{
+	mb->trash = trash;
+}
+
+/*
+ * Call fn for every message in the trash (name, its size on disk, and
+ * when it was deleted: the rename set its ctime).  Returns the number of
+ * entries, or -1 with errno (ENOENT: no trash yet counts as 0).
+ */
+long
+maildir_trash_list(const char *dir, void (*fn)(const char *, uint64_t,
+    time_t, void *), void *arg)
+{
+	char *path;
+	DIR *d;
+	struct dirent *de;
+	struct stat st;
+	long n = 0;
+
+	if ((path = maildir_join(dir, "/", MAILDIR_TRASH)) == NULL)
+		return -1;
+	d = opendir(path);
+	free(path);
+	if (d == NULL)
+		return errno == ENOENT ? 0 : -1;
+	while ((de = readdir(d)) != NULL) {
+		if (!maildir_is_message_name(de->d_name))
+			continue;
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) ==
+		    -1 || !S_ISREG(st.st_mode))
+			continue;
+		if (fn != NULL)
+			fn(de->d_name, (uint64_t)st.st_size, st.st_ctime, arg);
+		n++;
+	}
+	closedir(d);
+	return n;
+}
+
+/* Remove trash entries deleted more than days days before now. */
+long
+maildir_trash_purge(const char *dir, unsigned int days, time_t now)
+{
+	char *path;
+	DIR *d;
+	struct dirent *de;
+	struct stat st;
+	long n = 0;
+
+	if ((path = maildir_join(dir, "/", MAILDIR_TRASH)) == NULL)
+		return -1;
+	d = opendir(path);
+	free(path);
+	if (d == NULL)
+		return errno == ENOENT ? 0 : -1;
+	while ((de = readdir(d)) != NULL) {
+		if (!maildir_is_message_name(de->d_name))
+			continue;
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) ==
+		    -1 || !S_ISREG(st.st_mode))
+			continue;
+		if (now - st.st_ctime >= (time_t)days * 86400 &&
+		    unlinkat(dirfd(d), de->d_name, 0) == 0)
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
+/*
+ * Put trash entries back into cur/: those whose base name is base, or all
+ * when base is NULL.  A name already in cur/ is left in the trash.
+ * Returns how many were restored, or -1 with errno.
+ */
+long
+maildir_trash_restore(const char *dir, const char *base)
+{
+	char to[NAME_MAX + 8];
+	DIR *d;
+	struct dirent *de;
+	int mfd, tfd;
+	long n = 0;
+	size_t len;
+
+	if ((mfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+		return -1;
+	if ((tfd = openat(mfd, MAILDIR_TRASH,
+	    O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
+		close(mfd);
+		return errno == ENOENT ? 0 : -1;
+	}
+	if ((d = fdopendir(tfd)) == NULL) {
+		close(tfd);
+		close(mfd);
+		return -1;
+	}
+	while ((de = readdir(d)) != NULL) {
+		if (!maildir_is_message_name(de->d_name))
+			continue;
+		len = strcspn(de->d_name, ":");
+		if (base != NULL && (strlen(base) != len ||
+		    strncmp(base, de->d_name, len) != 0))
+			continue;
+		snprintf(to, sizeof(to), "cur/%s", de->d_name);
+		/* link() never replaces an existing message. */
+		if (linkat(dirfd(d), de->d_name, mfd, to, 0) == 0) {
+			unlinkat(dirfd(d), de->d_name, 0);
+			n++;
+		}
+	}
+	closedir(d);
+	close(mfd);
+	return n;
 }
 
 /* RFC 2449 LOGIN-DELAY: the time of the last login is the mtime of

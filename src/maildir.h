@@ -87,6 +87,19 @@ int	maildir_update(struct mailbox *, size_t *removed, size_t *failed);
 
 void	maildir_free(struct mailbox *);
 
+/* Soft delete (delete_mode trash): UPDATE moves removed messages into
+ * the Maildir's evpop3d-trash/ folder instead of unlinking them. */
+void	maildir_set_trash(struct mailbox *, int);
+
+/* The trash of the Maildir at dir: list (fn called per entry with its
+ * name, size and deletion time), purge entries older than days, restore
+ * one base name (or all with base NULL) into cur/.  Each returns a count,
+ * or -1 with errno. */
+long	maildir_trash_list(const char *dir, void (*fn)(const char *,
+	    uint64_t, time_t, void *), void *arg);
+long	maildir_trash_purge(const char *dir, unsigned int days, time_t now);
+long	maildir_trash_restore(const char *dir, const char *base);
+
 /*
  * LOGIN-DELAY (RFC 2449): if the last login to the Maildir at dir was less
  * than delay seconds before now, return 1 with *wait the seconds left;

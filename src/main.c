@@ -14,12 +14,14 @@
 #include <errno.h>
 #include <getopt.h>
 #include <grp.h>
+#include <limits.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -31,6 +33,7 @@
 #include "listener.h"
 #include "lock.h"
 #include "log.h"
+#include "maildir.h"
 #include "params.h"
 #include "session.h"
 #include "tls.h"
@@ -56,7 +59,9 @@ static void
 main_usage(void)
 {
 	fprintf(stderr, "usage: evpop3d [-dFitV] [-c file]\n"
-	    "       evpop3d --hash-password < password\n");
+	    "       evpop3d --hash-password < password\n"
+	    "       evpop3d [-c file] --trash-list user\n"
+	    "       evpop3d [-c file] --trash-restore user [base-name]\n");
 	exit(1);
 }
 
@@ -95,6 +100,72 @@ main_hash_password(void)
 	}
 	util_wipe(pw, sizeof(pw));
 	printf("%s\n", hash);
+	return 0;
+}
+
+static void
+main_trash_print(const char *name, uint64_t size, time_t when, void *arg)
+{
+	char t[32];
+	struct tm tm;
+
+	(void)arg;
+	gmtime_r(&when, &tm);
+	strftime(t, sizeof(t), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	printf("%s %llu %s\n", t, (unsigned long long)size, name);
+}
+
+/*
+ * Administrator commands on a user's trash (delete_mode trash): list what
+ * the user's clients deleted, or put it back into cur/.  The mailbox lock
+ * is taken, so this never races a session.
+ */
+static int
+main_trash(const struct config *cfg, const struct passwd_db *db, int restore,
+    char **args, int nargs)
+{
+	const struct passwd_entry *pe;
+	struct mbox_lock *lk;
+	char dir[PATH_MAX], holder[256];
+	long n;
+
+	if (nargs < 1 || nargs > (restore ? 2 : 1))
+		main_usage();
+	if (!auth_user_valid(args[0], strlen(args[0])) ||
+	    (pe = auth_db_lookup(db, args[0])) == NULL) {
+		fprintf(stderr, "evpop3d: no user %s in %s\n", args[0],
+		    cfg->passwd_file);
+		return 1;
+	}
+	if (pe->maildir != NULL)
+		snprintf(dir, sizeof(dir), "%s", pe->maildir);
+	else if (conf_expand_location(cfg->mail_location, args[0], dir,
+	    sizeof(dir)) == -1)
+		return 1;
+	lock_init(cfg->lock_stale_timeout);
+	switch (lock_acquire_for(dir, "admin", &lk, holder, sizeof(holder))) {
+	case LOCK_OK:
+		break;
+	case LOCK_IN_USE:
+		fprintf(stderr, "evpop3d: %s: mailbox in use by %s\n", dir,
+		    holder);
+		return 1;
+	default:
+		fprintf(stderr, "evpop3d: %s: %s\n", dir, strerror(errno));
+		return 1;
+	}
+	if (restore)
+		n = maildir_trash_restore(dir, nargs > 1 ? args[1] : NULL);
+	else
+		n = maildir_trash_list(dir, main_trash_print, NULL);
+	lock_release(lk);
+	if (n == -1) {
+		fprintf(stderr, "evpop3d: %s: %s\n", dir, strerror(errno));
+		return 1;
+	}
+	if (restore)
+		printf("%ld message%s restored to %s/cur\n", n,
+		    n == 1 ? "" : "s", dir);
 	return 0;
 }
 
@@ -400,11 +471,13 @@ main(int argc, char *argv[])
 {
 	static const struct option longopts[] = {
 		{ "hash-password", no_argument, NULL, 'H' },
+		{ "trash-list", no_argument, NULL, 'L' },
+		{ "trash-restore", no_argument, NULL, 'R' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
 	};
 	const char *conffile = EVPOP3D_CONF_DEFAULT;
-	int ch, foreground = 0, test = 0, nfds;
+	int ch, foreground = 0, test = 0, nfds, trash = 0;
 	char err[1024], warn[512];
 	struct passwd_db *db;
 	struct event *ev_term, *ev_int, *ev_hup;
@@ -433,11 +506,17 @@ main(int argc, char *argv[])
 			return 0;
 		case 'H':
 			return main_hash_password();
+		case 'L':
+			trash = 1;
+			break;
+		case 'R':
+			trash = 2;
+			break;
 		default:
 			main_usage();
 		}
 	}
-	if (optind != argc)
+	if (optind != argc && trash == 0)
 		main_usage();
 
 	main_cfg = conf_load(conffile, 1, err, sizeof(err), warn,
@@ -457,6 +536,14 @@ main(int argc, char *argv[])
 	    main_cfg->tls_key, err, sizeof(err)) == -1) {
 		fprintf(stderr, "evpop3d: %s: %s\n", main_cfg->path, err);
 		return 1;
+	}
+	if (trash) {
+		int rc = main_trash(main_cfg, db, trash == 2, argv + optind,
+		    argc - optind);
+		auth_db_free(db);
+		tls_shutdown();
+		conf_free(main_cfg);
+		return rc;
 	}
 	if (test) {
 		printf("evpop3d: configuration %s OK\n", conffile);

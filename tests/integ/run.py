@@ -1538,6 +1538,55 @@ def t_login_delay(c):
     f.quit()
     eq(len(c.disk("ld")), 3, "messages on disk")
 
+
+@test()
+def t_soft_delete(c):
+    """delete_mode trash: DELE+QUIT moves messages to a hidden folder that
+    POP3 does not show; the administrator lists and restores them (same
+    UIDL), not while a session holds the mailbox; trash_days purges."""
+    c.add_user("td", "td-pw", msgs=three("td"))
+    d = c.start(extra=["delete_mode trash", "trash_days 7"])
+    a = Conn(d.port)
+    a.login("td", "td-pw")
+    before = a.listing("UIDL")
+    a.ok("DELE 1")
+    a.ok("DELE 3")
+    a.quit()
+    eq(len(c.disk("td")), 1, "messages left in cur/ and new/")
+    trash = os.path.join(c.maildir("td"), "evpop3d-trash")
+    eq(len(os.listdir(trash)), 2, "messages in the trash")
+    a = Conn(d.port)
+    a.login("td", "td-pw")
+    eq(a.stat()[0], 1, "STAT sees no trash")
+    # While a session holds the mailbox the admin command refuses.
+    r = c.run_bin(["-c", d.conf, "--trash-restore", "td"])
+    check(r.returncode == 1 and b"in use" in r.stderr,
+          "restore during a session: %r" % (r.stderr,))
+    a.quit()
+    r = c.run_bin(["-c", d.conf, "--trash-list", "td"])
+    eq(r.returncode, 0, "--trash-list status")
+    lines = r.stdout.decode().splitlines()
+    eq(len(lines), 2, "--trash-list lines")
+    check(all(ln.split()[2].split(":")[0] in (before[1], before[3])
+              for ln in lines), "--trash-list names: %r" % lines)
+    r = c.run_bin(["-c", d.conf, "--trash-restore", "td", before[1]])
+    check(r.returncode == 0 and b"1 message restored" in r.stdout,
+          "--trash-restore: %r %r" % (r.stdout, r.stderr))
+    a = Conn(d.port)
+    a.login("td", "td-pw")
+    after = a.listing("UIDL")
+    check(sorted(after.values()) == sorted([before[1], before[2]]),
+          "UIDLs after restore: %r (before %r)" % (after, before))
+    a.quit()
+    d.stop()
+    # trash_days 0: the next login purges what is left in the trash.
+    d = c.start(extra=["delete_mode trash", "trash_days 0"])
+    a = Conn(d.port)
+    a.login("td", "td-pw")
+    a.quit()
+    eq(os.listdir(trash), [], "trash after trash_days 0")
+    eq(len(c.disk("td")), 2, "messages kept")
+
 # ---------------------------------------------------------------------------
 
 def main():

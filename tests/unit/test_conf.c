@@ -845,6 +845,12 @@ test_conf_service_keys(void)
 	CU_ASSERT_PTR_NOT_NULL_FATAL(cf);
 	CU_ASSERT_EQUAL(cf->log_json, 1);
 	conf_free(cf);
+	cf = test_conf_with("delete_mode trash\ntrash_days 30\n");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cf);
+	CU_ASSERT(cf->delete_trash && cf->trash_days == 30);
+	conf_free(cf);
+	test_conf_expect_err("delete_mode shred\n",
+	    "t.conf:3: delete_mode: \"shred\" is not unlink or trash");
 	test_conf_expect_err("log_format xml\n",
 	    "t.conf:3: log_format: \"xml\" is not text or json");
 	test_conf_expect_err("login_timeout 0\n",

@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <dirent.h>
 #include <errno.h>
+#include <time.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -760,6 +761,33 @@ test_maildir_crash_safe_update(void)
 	CU_ASSERT_NOT_EQUAL(stat(p, &st), 0);
 	maildir_free(mb);
 
+	/* Soft delete: a crash mid-way is finished into the trash. */
+	CU_ASSERT_EQUAL_FATAL(maildir_open(base, &mb, &sk, &es), 0);
+	maildir_set_trash(mb, 1);
+	maildir_msg(mb, 0)->deleted = 1;
+	maildir_msg(mb, 1)->deleted = 1;
+	fflush(NULL);
+	if ((pid = fork()) == 0) {
+		size_t r, f;
+		setenv("EVPOP3D_FAULT_UPDATE_EXIT_AFTER", "1", 1);
+		maildir_update(mb, &r, &f);
+		_exit(0);
+	}
+	waitpid(pid, &status, 0);
+	CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 99);
+	maildir_free(mb);
+	CU_ASSERT_EQUAL(test_maildir_nfiles(base, "cur"), 1);
+	CU_ASSERT_EQUAL(test_maildir_nfiles(base, "evpop3d-trash"), 1);
+	CU_ASSERT_EQUAL_FATAL(maildir_open(base, &mb, &sk, &es), 0);
+	CU_ASSERT_EQUAL(maildir_count(mb), 0);
+	maildir_free(mb);
+	CU_ASSERT_EQUAL(test_maildir_nfiles(base, "evpop3d-trash"), 2);
+	CU_ASSERT_EQUAL(maildir_trash_list(base, NULL, NULL), 2);
+	CU_ASSERT_EQUAL(maildir_trash_restore(base, "104.M4.host"), 1);
+	CU_ASSERT_EQUAL(maildir_trash_purge(base, 1, time(NULL)), 0);
+	CU_ASSERT_EQUAL(maildir_trash_purge(base, 0, time(NULL)), 1);
+	CU_ASSERT_EQUAL(test_maildir_nfiles(base, "cur"), 1);
+
 	/* A normal UPDATE leaves no journal behind. */
 	CU_ASSERT_EQUAL_FATAL(maildir_open(base, &mb, &sk, &es), 0);
 	maildir_msg(mb, 0)->deleted = 1;
@@ -767,7 +795,7 @@ test_maildir_crash_safe_update(void)
 	maildir_free(mb);
 	snprintf(p, sizeof(p), "%s/evpop3d.pending", base);
 	CU_ASSERT_NOT_EQUAL(stat(p, &st), 0);
-	CU_ASSERT_EQUAL(test_maildir_nfiles(base, "cur"), 1);
+	CU_ASSERT_EQUAL(test_maildir_nfiles(base, "cur"), 0);
 	test_rmtree(base);
 }
 
