@@ -63,6 +63,8 @@ static void	cmd_dele(struct session *, int, char **);
 static void	cmd_rset(struct session *, int, char **);
 static void	cmd_noop(struct session *, int, char **);
 static void	cmd_quit(struct session *, int, char **);
+static void	cmd_utf8(struct session *, int, char **);
+static void	cmd_lang(struct session *, int, char **);
 
 #define ST_AUTH	ST_AUTHORIZATION
 #define ST_TRAN	ST_TRANSACTION
@@ -83,6 +85,8 @@ static const struct pop_cmd cmd_table[] = {
 	{ "DELE", ST_TRAN, 1, 1, 0, cmd_dele },
 	{ "RSET", ST_TRAN, 0, 0, 0, cmd_rset },
 	{ "NOOP", ST_TRAN, 0, 0, 0, cmd_noop },
+	{ "UTF8", ST_AUTH, 0, 0, 0, cmd_utf8 },
+	{ "LANG", ST_AUTH | ST_TRAN, 0, 1, 0, cmd_lang },
 };
 
 #define AUTH_FAILED	"-ERR [AUTH] Authentication failed."
@@ -779,8 +783,43 @@ cmd_capa(struct session *s, int argc, char **argv)
 		if (session_stls_ok(s))
 			session_reply(s, "STLS");
 	}
+	session_reply(s, "UTF8 USER");
+	session_reply(s, "LANG");
 	session_reply(s, "IMPLEMENTATION evpop3d-%s", PACKAGE_VERSION);
 	session_reply(s, ".");
+}
+
+/*
+ * RFC 6856 section 2: UTF8 mode.  User names and passwords are taken as
+ * UTF-8 (UTF8 USER), and messages go out as stored: evpop3d never
+ * down-converts, so nothing changes on the wire but the promise.
+ */
+static void
+cmd_utf8(struct session *s, int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	s->flags |= SF_UTF8;
+	session_reply(s, "+OK UTF8 enabled");
+}
+
+/* RFC 6856 section 3: replies are in English, the one language here. */
+static void
+cmd_lang(struct session *s, int argc, char **argv)
+{
+	if (argc == 0) {
+		session_reply(s, "+OK Language listing follows");
+		session_reply(s, "en English");
+		session_reply(s, ".");
+		return;
+	}
+	if (strcmp(argv[0], "*") == 0 || strcasecmp(argv[0], "en") == 0 ||
+	    strncasecmp(argv[0], "en-", 3) == 0 ||
+	    strcasecmp(argv[0], "i-default") == 0) {
+		session_reply(s, "+OK en Language changed");
+		return;
+	}
+	session_error(s, "Unsupported language %s.", "requested");
 }
 
 /* ---------------------------------------------------------------------

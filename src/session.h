@@ -43,6 +43,7 @@ enum session_state {
 #define SF_TLS_LATER	0x0080	/* implicit TLS after the PROXY header */
 #define SF_PROXIED	0x0100	/* peer comes from a PROXY header */
 #define SF_STARTED	0x0200	/* a line has been parsed */
+#define SF_UTF8		0x0400	/* RFC 6856 UTF8 command given */
 
 /* Why a session ended, for the summary log line. */
 #define END_QUIT	"quit"

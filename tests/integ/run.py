@@ -1587,6 +1587,30 @@ def t_soft_delete(c):
     eq(os.listdir(trash), [], "trash after trash_days 0")
     eq(len(c.disk("td")), 2, "messages kept")
 
+
+@test()
+def t_utf8_lang(c):
+    """RFC 6856: CAPA announces UTF8 USER and LANG; UTF8 is accepted
+    before login and a UTF-8 user name logs in; LANG lists and selects
+    English and refuses other languages."""
+    name = "j\u00fcrgen"
+    c.add_user(name, "pw-\u00e4\u00f6", msgs=three("u8"))
+    d = c.start()
+    a = Conn(d.port)
+    a.ok("CAPA")
+    caps = a.multi_body().decode().split("\r\n")
+    check("UTF8 USER" in caps and "LANG" in caps, "CAPA: %r" % caps)
+    a.ok("UTF8")
+    a.ok("LANG")
+    check(b"en English" in a.multi_body(), "LANG listing")
+    a.ok("LANG en")
+    r = a.cmd("LANG fr")
+    check(r.startswith("-ERR"), "LANG fr: %r" % r)
+    a.ok("USER " + name)                  # Conn.send encodes as UTF-8
+    a.ok("PASS pw-\u00e4\u00f6")
+    eq(a.stat()[0], 3, "STAT as a UTF-8 user")
+    a.quit()
+
 # ---------------------------------------------------------------------------
 
 def main():
