@@ -4,6 +4,8 @@
 #   make                 configure when needed, build src/evpop3d
 #   make check           install missing Debian packages, build, run all tests
 #   make check-asan      the same tests against an ASan/UBSan build (build-asan/)
+#   make fuzz            each libFuzzer target for FUZZ_SECONDS (default 60)
+#   make bench           evpop3d against Dovecot, A/B (contrib/bench/)
 #   make demo            sample Maildir + server on 127.0.0.1:1110 (foreground)
 #   make install         PREFIX=/usr/local DESTDIR=
 #   make clean
@@ -84,6 +86,7 @@ check: deps
 	$(MAKE) all
 	$(MAKE) check-unit check-integ
 	$(MAKE) check-asan
+	$(MAKE) fuzz-smoke
 
 check-unit: all $(UNIT_BIN)
 	$(UNIT_BIN)
@@ -154,5 +157,8 @@ clean:
 distclean: clean
 	rm -rf configure config.h config.h.in config.mk config.log \
 		config.status autom4te.cache demo
+
+# libFuzzer targets: make fuzz-build, fuzz (FUZZ_SECONDS each), fuzz-smoke.
+include tests/fuzz/fuzz.mk
 
 -include $(SRC_OBJS:.o=.d) $(MAIN_OBJ:.o=.d) $(UNIT_OBJS:.o=.d)
