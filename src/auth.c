@@ -27,6 +27,7 @@
 #include <openssl/rand.h>
 
 #include "auth.h"
+#include "scram.h"
 #include "params.h"
 #include "util.h"
 
@@ -274,9 +275,24 @@ auth_parse_line(const char *name, size_t line, const char *p, size_t len,
 		if (hlen == AUTH_PLAIN_PREFIX_LEN)
 			return auth_error(err, errlen, name, line,
 			    "empty {PLAIN} password");
+	} else if (hlen > strlen(SCRAM_PREFIX) &&
+	    memcmp(hash, SCRAM_PREFIX, strlen(SCRAM_PREFIX)) == 0) {
+		struct scram_secret sec;
+		char tmp[512];
+
+		if (hlen >= sizeof(tmp))
+			return auth_error(err, errlen, name, line,
+			    "{SCRAM-SHA-256} secret too long");
+		memcpy(tmp, hash, hlen);
+		tmp[hlen] = '\0';
+		if (scram_parse_secret(tmp, &sec) == -1)
+			return auth_error(err, errlen, name, line,
+			    "malformed {SCRAM-SHA-256} secret (want "
+			    "ITERATIONS,SALT,STOREDKEY,SERVERKEY in base64)");
 	} else if (!auth_crypt_syntax(hash, hlen))
 		return auth_error(err, errlen, name, line,
-		    "not a crypt(3) hash or {PLAIN} password");
+		    "not a crypt(3) hash, {PLAIN} password or {SCRAM-SHA-256} "
+		    "secret");
 
 	s->len = ulen + 1 + hlen + 1 + (dir != NULL ? dlen + 1 : 0);
 	if ((blk = malloc(s->len)) == NULL)
@@ -540,7 +556,13 @@ auth_verify_password(const char *secret, const char *password,
 	if (auth_secret_is_plain(secret))
 		ok = auth_plain_equal(secret + AUTH_PLAIN_PREFIX_LEN,
 		    password);
-	else {
+	else if (scram_is_secret(secret)) {
+		struct scram_secret sec;
+
+		ok = scram_parse_secret(secret, &sec) == 0 &&
+		    scram_verify_password(&sec, password);
+		util_wipe(&sec, sizeof(sec));
+	} else {
 		ok = auth_crypt(password, secret, out, sizeof(out)) &&
 		    util_ct_equal(out, strlen(out), secret, strlen(secret));
 		util_wipe(out, sizeof(out));

@@ -28,6 +28,7 @@
 #include "maildir.h"
 #include "params.h"
 #include "retr.h"
+#include "scram.h"
 #include "session.h"
 #include "util.h"
 #include "worker.h"
@@ -64,6 +65,8 @@ static void	cmd_rset(struct session *, int, char **);
 static void	cmd_noop(struct session *, int, char **);
 static void	cmd_quit(struct session *, int, char **);
 static void	cmd_utf8(struct session *, int, char **);
+static void	cmd_sasl_fail(struct session *, const char *);
+static char	*cmd_b64(const char *, size_t, size_t *);
 static void	cmd_lang(struct session *, int, char **);
 
 #define ST_AUTH	ST_AUTHORIZATION
@@ -186,7 +189,7 @@ cmd_dispatch(struct session *s, char *line, size_t len)
  * AUTHORIZATION: the login job.
  */
 
-enum login_method { LOGIN_PASS, LOGIN_APOP, LOGIN_CRAM };
+enum login_method { LOGIN_PASS, LOGIN_APOP, LOGIN_CRAM, LOGIN_PROVEN };
 enum login_result { LR_OK, LR_AUTH, LR_IN_USE, LR_DELAY, LR_SYS };
 
 struct login_job {
@@ -249,6 +252,10 @@ cmd_login_run(void *arg)
 	case LOGIN_CRAM:
 		ok = !j->unknown &&
 		    auth_cram_verify(j->secret, j->challenge, j->cred);
+		break;
+	case LOGIN_PROVEN:
+		/* SCRAM: the proof was checked during the exchange. */
+		ok = !j->unknown;
 		break;
 	}
 	if (!ok) {
@@ -526,13 +533,13 @@ cmd_apop(struct session *s, int argc, char **argv)
  */
 
 enum sasl_mech { SASL_NONE, SASL_PLAIN, SASL_LOGIN_USER, SASL_LOGIN_PASS,
-    SASL_CRAM };
+    SASL_CRAM, SASL_SCRAM_FIRST, SASL_SCRAM_FINAL, SASL_SCRAM_DONE };
 
 /* The mechanisms usable on this connection now (CAPA SASL, AUTH). */
 static void
 cmd_sasl_list(const struct session *s, char *buf, size_t len)
 {
-	snprintf(buf, len, "%sCRAM-MD5",
+	snprintf(buf, len, "%sSCRAM-SHA-256 CRAM-MD5",
 	    session_plaintext_ok(s) ? "PLAIN LOGIN " : "");
 }
 
@@ -540,11 +547,95 @@ void
 cmd_sasl_free(struct session *s)
 {
 	if (s->sasl_data != NULL) {
-		util_wipe(s->sasl_data, strlen(s->sasl_data));
+		if (s->sasl_mech >= SASL_SCRAM_FIRST)
+			scram_state_clear(s->sasl_data);
+		else
+			util_wipe(s->sasl_data, strlen(s->sasl_data));
 		free(s->sasl_data);
 		s->sasl_data = NULL;
 	}
 	s->sasl_mech = SASL_NONE;
+}
+
+/*
+ * SCRAM-SHA-256 (RFC 5802, 7677): client-first, server-first, client-final
+ * with the proof, server-final with the server's signature, then an empty
+ * client response and the login.  An unknown user (or one without a SCRAM
+ * secret) gets a stable fake salt and fails at the proof, like the rest.
+ */
+static void
+cmd_sasl_scram(struct session *s, const char *line, size_t len)
+{
+	struct scram_state *st = s->sasl_data;
+	const struct passwd_entry *pe;
+	struct scram_secret sec;
+	char *buf, out[512], b64[700];
+	size_t n;
+	int r;
+
+	if (s->sasl_mech == SASL_SCRAM_DONE) {
+		if (len != 0) {
+			cmd_sasl_fail(s, "Expected an empty response.");
+			return;
+		}
+		snprintf(out, sizeof(out), "%s", st->user);
+		cmd_sasl_free(s);
+		session_enter_state(s, ST_AUTHORIZATION);
+		cmd_login_start(s, LOGIN_PROVEN, "scram-sha-256", out, "",
+		    NULL);
+		return;
+	}
+	if ((buf = cmd_b64(line, len, &n)) == NULL) {
+		cmd_sasl_fail(s, "Invalid base64 data.");
+		return;
+	}
+	if (s->sasl_mech == SASL_SCRAM_FIRST) {
+		if (st == NULL && (st = calloc(1, sizeof(*st))) == NULL) {
+			free(buf);
+			cmd_sasl_fail(s, "[SYS/TEMP] Out of memory.");
+			return;
+		}
+		s->sasl_data = st;
+		if (scram_client_first(st, buf, n) == -1 ||
+		    !auth_user_valid(st->user, strlen(st->user))) {
+			free(buf);
+			cmd_sasl_fail(s, "Invalid SCRAM client-first message.");
+			return;
+		}
+		free(buf);
+		pe = auth_db_lookup(session_passwd(), st->user);
+		r = pe != NULL && scram_parse_secret(pe->secret, &sec) == 0 ?
+		    scram_server_first(st, &sec, out, sizeof(out)) :
+		    scram_server_first(st, NULL, out, sizeof(out));
+		util_wipe(&sec, sizeof(sec));
+		if (r == -1 || util_b64_encode((unsigned char *)out,
+		    strlen(out), b64, sizeof(b64)) == -1) {
+			cmd_sasl_fail(s, "[SYS/TEMP] SCRAM failed.");
+			return;
+		}
+		s->sasl_mech = SASL_SCRAM_FINAL;
+		session_reply(s, "+ %s", b64);
+		return;
+	}
+	r = scram_client_final(st, buf, n, out, sizeof(out));
+	free(buf);
+	if (r == -1) {
+		cmd_sasl_fail(s, "Invalid SCRAM client-final message.");
+		return;
+	}
+	if (r == 0) {
+		snprintf(s->user, sizeof(s->user), "%s", st->user);
+		cmd_sasl_free(s);
+		session_enter_state(s, ST_AUTHORIZATION);
+		log_info("session=%016llx event=login peer=%s user=%s "
+		    "method=scram-sha-256 result=fail",
+		    (unsigned long long)s->id, s->peer, s->user);
+		session_auth_failed(s, AUTH_FAILED);
+		return;
+	}
+	util_b64_encode((unsigned char *)out, strlen(out), b64, sizeof(b64));
+	s->sasl_mech = SASL_SCRAM_DONE;
+	session_reply(s, "+ %s", b64);
 }
 
 /* Leave the SASL exchange with an error; back to AUTHORIZATION. */
@@ -641,6 +732,14 @@ cmd_auth(struct session *s, int argc, char **argv)
 			return;
 		}
 		session_reply(s, "+ VXNlcm5hbWU6");	/* "Username:" */
+	} else if (strcasecmp(argv[0], "SCRAM-SHA-256") == 0) {
+		s->sasl_mech = SASL_SCRAM_FIRST;
+		session_enter_state(s, ST_SASL);
+		if (ir != NULL) {
+			cmd_sasl_scram(s, ir, strlen(ir));
+			return;
+		}
+		session_reply(s, "+ ");
 	} else if (strcasecmp(argv[0], "CRAM-MD5") == 0 && ir == NULL) {
 		s->sasl_mech = SASL_CRAM;
 		session_enter_state(s, ST_SASL);
@@ -730,6 +829,11 @@ cmd_sasl_line(struct session *s, const char *line, size_t len)
 		cmd_login_start(s, LOGIN_CRAM, "cram-md5", buf, sp,
 		    s->timestamp);
 		free(buf);
+		return;
+	case SASL_SCRAM_FIRST:
+	case SASL_SCRAM_FINAL:
+	case SASL_SCRAM_DONE:
+		cmd_sasl_scram(s, line, len);
 		return;
 	default:
 		cmd_sasl_fail(s, "No authentication in progress.");

@@ -36,6 +36,7 @@
 #include "maildir.h"
 #include "params.h"
 #include "session.h"
+#include "scram.h"
 #include "tls.h"
 #include "util.h"
 #include "worker.h"
@@ -59,16 +60,17 @@ static void
 main_usage(void)
 {
 	fprintf(stderr, "usage: evpop3d [-dFitV] [-c file]\n"
-	    "       evpop3d --hash-password < password\n"
+	    "       evpop3d --hash-password | --hash-scram < password\n"
 	    "       evpop3d [-c file] --trash-list user\n"
 	    "       evpop3d [-c file] --trash-restore user [base-name]\n");
 	exit(1);
 }
 
 /* Read one password from standard input (no echo on a terminal), print
- * its crypt(3) hash for the passwd file. */
+ * its crypt(3) hash (or, with scram, its {SCRAM-SHA-256} salted keys) for
+ * the passwd file. */
 static int
-main_hash_password(void)
+main_hash_password(int scram)
 {
 	char pw[1024], hash[512];
 	struct termios t, saved;
@@ -93,7 +95,8 @@ main_hash_password(void)
 		fprintf(stderr, "evpop3d: empty password\n");
 		return 1;
 	}
-	if (auth_hash_password(pw, hash, sizeof(hash)) == -1) {
+	if ((scram ? scram_make_secret(pw, SCRAM_ITER_DEFAULT, hash,
+	    sizeof(hash)) : auth_hash_password(pw, hash, sizeof(hash))) == -1) {
 		util_wipe(pw, sizeof(pw));
 		fprintf(stderr, "evpop3d: cannot hash password\n");
 		return 1;
@@ -471,6 +474,7 @@ main(int argc, char *argv[])
 {
 	static const struct option longopts[] = {
 		{ "hash-password", no_argument, NULL, 'H' },
+		{ "hash-scram", no_argument, NULL, 'S' },
 		{ "trash-list", no_argument, NULL, 'L' },
 		{ "trash-restore", no_argument, NULL, 'R' },
 		{ "version", no_argument, NULL, 'V' },
@@ -505,7 +509,9 @@ main(int argc, char *argv[])
 			printf("evpop3d %s\n", PACKAGE_VERSION);
 			return 0;
 		case 'H':
-			return main_hash_password();
+			return main_hash_password(0);
+		case 'S':
+			return main_hash_password(1);
 		case 'L':
 			trash = 1;
 			break;

@@ -1611,6 +1611,66 @@ def t_utf8_lang(c):
     eq(a.stat()[0], 3, "STAT as a UTF-8 user")
     a.quit()
 
+
+def scram_client(conn, user, pw, final_ok=True):
+    """A SCRAM-SHA-256 client (RFC 5802/7677) over AUTH; returns the
+    server's last reply and whether its signature verified."""
+    import base64, hashlib, hmac as hm, os as _os
+    b64 = lambda b: base64.b64encode(b).decode()
+    cnonce = b64(_os.urandom(18))
+    bare = "n=%s,r=%s" % (user.replace("=", "=3D").replace(",", "=2C"),
+                          cnonce)
+    r = conn.cmd("AUTH SCRAM-SHA-256 " + b64(("n,," + bare).encode()))
+    if not r.startswith("+ "):
+        return r, False
+    sfirst = base64.b64decode(r[2:]).decode()
+    f = dict(kv.split("=", 1) for kv in sfirst.split(","))
+    check(f["r"].startswith(cnonce), "server nonce extends ours")
+    salted = hashlib.pbkdf2_hmac("sha256", pw.encode(),
+                                 base64.b64decode(f["s"]), int(f["i"]))
+    ckey = hm.new(salted, b"Client Key", "sha256").digest()
+    stored = hashlib.sha256(ckey).digest()
+    without = "c=biws,r=" + f["r"]
+    am = ",".join([bare, sfirst, without]).encode()
+    sig = hm.new(stored, am, "sha256").digest()
+    proof = bytes(a ^ b for a, b in zip(ckey, sig))
+    r = conn.cmd(b64((without + ",p=" + b64(proof)).encode()))
+    if not r.startswith("+ "):
+        return r, False
+    skey = hm.new(salted, b"Server Key", "sha256").digest()
+    want = "v=" + b64(hm.new(skey, am, "sha256").digest())
+    verified = base64.b64decode(r[2:]).decode() == want
+    return conn.cmd(""), verified
+
+
+@test()
+def t_sasl_scram(c):
+    """SCRAM-SHA-256 with a {SCRAM-SHA-256} passwd entry made by
+    --hash-scram: login with mutual proof; wrong password and unknown user
+    fail alike; the same user can also use PASS."""
+    r = c.run_bin(["--hash-scram"], stdin=b"scr-pw\n")
+    secret = r.stdout.decode().strip()
+    check(secret.startswith("{SCRAM-SHA-256}"), "--hash-scram: %r" % secret)
+    c.add_user("sc", secret=secret, msgs=three("sc"))
+    d = c.start()
+    a = Conn(d.port)
+    a.ok("CAPA")
+    check("SCRAM-SHA-256" in a.multi_body().decode(), "CAPA SASL")
+    r, verified = scram_client(a, "sc", "scr-pw")
+    check(r.startswith("+OK") and verified, "SCRAM login: %r %r"
+          % (r, verified))
+    eq(a.stat()[0], 3, "STAT after SCRAM")
+    a.quit()
+    b = Conn(d.port)
+    r1, _ = scram_client(b, "sc", "wrong")
+    b2 = Conn(d.port)
+    r2, _ = scram_client(b2, "nosuch", "wrong")
+    check(r1.startswith("-ERR [AUTH]"), "wrong password: %r" % r1)
+    eq(r2, r1, "unknown user vs wrong password")
+    e = Conn(d.port)
+    e.login("sc", "scr-pw")
+    e.quit()
+
 # ---------------------------------------------------------------------------
 
 def main():
