@@ -820,7 +820,7 @@ def t_sasl(c):
         return TConn(d.tls)
 
     caps = conn().capa()
-    eq(sasl_line(caps), ["PLAIN", "LOGIN", "CRAM-MD5"], "CAPA SASL over TLS")
+    eq(sasl_line(caps), ["PLAIN", "LOGIN", "SCRAM-SHA-256", "CRAM-MD5"], "CAPA SASL over TLS")
     check(capa_has(caps, "AUTH-RESP-CODE"), "CAPA lacks AUTH-RESP-CODE")
 
     # PLAIN with an initial response

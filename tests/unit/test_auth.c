@@ -167,19 +167,19 @@ test_auth_parse_errors(void)
 	    "pw:1: too many ':' fields (user:HASH[:MAILDIR])");
 	test_auth_expect_err("bob:{PLAIN}\n", "pw:1: empty {PLAIN} password");
 	test_auth_expect_err("bob:secret\n",
-	    "pw:1: not a crypt(3) hash or {PLAIN} password");
+	    "pw:1: not a crypt(3) hash, {PLAIN} password or {SCRAM-SHA-256} secret");
 	test_auth_expect_err("bob:{plain}secret\n",
-	    "pw:1: not a crypt(3) hash or {PLAIN} password");
+	    "pw:1: not a crypt(3) hash, {PLAIN} password or {SCRAM-SHA-256} secret");
 	test_auth_expect_err("bob:$6$\n",
-	    "pw:1: not a crypt(3) hash or {PLAIN} password");
+	    "pw:1: not a crypt(3) hash, {PLAIN} password or {SCRAM-SHA-256} secret");
 	test_auth_expect_err("bob:$$a$bc\n",
-	    "pw:1: not a crypt(3) hash or {PLAIN} password");
+	    "pw:1: not a crypt(3) hash, {PLAIN} password or {SCRAM-SHA-256} secret");
 	test_auth_expect_err("bob:$6abc\n",
-	    "pw:1: not a crypt(3) hash or {PLAIN} password");
+	    "pw:1: not a crypt(3) hash, {PLAIN} password or {SCRAM-SHA-256} secret");
 	test_auth_expect_err("bob:$6$ab c$def\n",
-	    "pw:1: not a crypt(3) hash or {PLAIN} password");
+	    "pw:1: not a crypt(3) hash, {PLAIN} password or {SCRAM-SHA-256} secret");
 	test_auth_expect_err("bob:!" TEST_AUTH_SHA512 "\n",
-	    "pw:1: not a crypt(3) hash or {PLAIN} password");
+	    "pw:1: not a crypt(3) hash, {PLAIN} password or {SCRAM-SHA-256} secret");
 	test_auth_expect_err("a:{PLAIN}1\nb:{PLAIN}2\n# c\nc:{PLAIN}3\n"
 	    "b:{PLAIN}4\na:{PLAIN}5\n",
 	    "pw:5: duplicate user \"b\" (first on line 2)");
