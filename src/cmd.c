@@ -205,6 +205,7 @@ struct login_job {
 	char			 client[INET6_ADDRSTRLEN + 16];
 	unsigned int		 login_delay;	/* seconds, 0 = none */
 	int			 trash;		/* delete_mode trash */
+	int			 expire_days;	/* -1 never */
 	unsigned int		 trash_days;
 	long			 delay_left;
 	enum login_result	 result;
@@ -287,6 +288,10 @@ cmd_login_run(void *arg)
 		j->result = LR_DELAY;
 		return;
 	}
+	/* EXPIRE: messages retrieved long enough ago go before the scan. */
+	if (j->expire_days > 0)
+		maildir_expire(j->maildir, (unsigned int)j->expire_days,
+		    time(NULL), j->trash);
 	if (maildir_open(j->maildir, &j->mbox, &j->skipped,
 	    &j->errstr) == -1) {
 		j->err = errno;
@@ -432,6 +437,7 @@ cmd_login_start(struct session *s, enum login_method method,
 	snprintf(j->client, sizeof(j->client), "%s", s->peer);
 	j->login_delay = session_config()->login_delay;
 	j->trash = session_config()->delete_trash;
+	j->expire_days = session_config()->expire_days;
 	j->trash_days = session_config()->trash_days;
 	pe = auth_db_lookup(db, user);
 	if (pe == NULL) {
@@ -878,7 +884,10 @@ cmd_capa(struct session *s, int argc, char **argv)
 	session_reply(s, "RESP-CODES");
 	session_reply(s, "AUTH-RESP-CODE");
 	session_reply(s, "PIPELINING");
-	session_reply(s, "EXPIRE NEVER");
+	if (cfg->expire_days < 0)
+		session_reply(s, "EXPIRE NEVER");
+	else
+		session_reply(s, "EXPIRE %d", cfg->expire_days);
 	if (cfg->login_delay > 0)
 		session_reply(s, "LOGIN-DELAY %u", cfg->login_delay);
 	if (s->state == ST_AUTHORIZATION) {
@@ -1050,6 +1059,7 @@ cmd_send_message(struct session *s, size_t idx, long long top_lines)
 		session_reply(s, "+OK %llu octets",
 		    (unsigned long long)m->size);
 		s->retr_msgs++;
+		m->retrieved = 1;
 		s->retr_octets += m->size;
 	} else
 		session_reply(s, "+OK");
@@ -1131,6 +1141,7 @@ cmd_noop(struct session *s, int argc, char **argv)
  */
 
 struct update_job {
+	int			 expire_days;
 	struct session		*s;
 	struct mailbox		*mbox;
 	struct mbox_lock	*lock;
@@ -1147,6 +1158,8 @@ cmd_update_run(void *arg)
 
 	u->rc = u->marked > 0 ?
 	    maildir_update(u->mbox, &u->removed, &u->failed) : 0;
+	if (u->rc == 0 && u->expire_days > 0)
+		maildir_note_retrieved(u->mbox, time(NULL));
 	maildir_stat(u->mbox, &u->left, &u->left_octets);
 	lock_release(u->lock);
 	maildir_free(u->mbox);
@@ -1196,9 +1209,13 @@ cmd_quit(struct session *s, int argc, char **argv)
 		session_close(s, END_ERROR);
 		return;
 	}
+	u->expire_days = session_config()->expire_days;
 	n = maildir_count(s->mbox);
 	for (i = 0; i < n; i++) {
 		struct maildir_msg *m = maildir_msg(s->mbox, i);
+		/* EXPIRE 0: what was retrieved goes with the QUIT. */
+		if (u->expire_days == 0 && m->retrieved)
+			m->deleted = 1;
 		if (m->deleted) {
 			u->marked++;
 			s->del_octets += m->size;

@@ -76,6 +76,7 @@ static conf_set_fn conf_set_loglevel;
 static conf_set_fn conf_set_trusted;
 static conf_set_fn conf_set_logformat;
 static conf_set_fn conf_set_deletemode;
+static conf_set_fn conf_set_expire;
 
 #define CONF_OFF(f)	offsetof(struct config, f)
 
@@ -115,6 +116,7 @@ static const struct conf_key conf_keys[] = {
 	{ .name = "log_level", .fn = conf_set_loglevel, .single = 1 },
 	{ .name = "log_format", .fn = conf_set_logformat, .single = 1 },
 	{ .name = "delete_mode", .fn = conf_set_deletemode, .single = 1 },
+	{ .name = "expire_days", .fn = conf_set_expire, .single = 1 },
 	{ .name = "trash_days", .fn = conf_set_number,
 	  .off = CONF_OFF(trash_days), .min = 0, .max = 3650 },
 	{ .name = "pid_file", .fn = conf_set_string,
@@ -295,6 +297,26 @@ conf_set_loglevel(struct conf_parser *p, const struct conf_key *k,
 	else
 		return conf_error(p, "%s: \"%s\" is not info or debug",
 		    k->name, conf_quote(q, sizeof(q), value));
+	return 0;
+}
+
+/* expire_days N or never (RFC 2449 EXPIRE). */
+static int
+conf_set_expire(struct conf_parser *p, const struct conf_key *k,
+    char *value)
+{
+	unsigned long long v;
+	const char *errstr;
+	char q[CONF_QUOTE_MAX];
+
+	if (strcmp(value, "never") == 0) {
+		p->cf->expire_days = -1;
+		return 0;
+	}
+	if (util_strtonum(value, 0, 3650, &v, &errstr) == -1)
+		return conf_error(p, "%s: \"%s\" is not never or 0..3650",
+		    k->name, conf_quote(q, sizeof(q), value));
+	p->cf->expire_days = (int)v;
 	return 0;
 }
 
@@ -772,6 +794,7 @@ conf_parse_text(const char *name, const char *text, size_t len,
 	cf->log_debug = 0;
 	cf->login_timeout = 60;
 	cf->trash_days = 7;
+	cf->expire_days = -1;
 	cf->auth_fail_max = 3;
 
 	if (len > 0)

@@ -54,6 +54,7 @@ struct config {
 	int			 log_json;	/* log_format json: session record */
 	int			 delete_trash;	/* delete_mode trash */
 	unsigned int		 trash_days;	/* trash kept this long, default 7 */
+	int			 expire_days;	/* EXPIRE: -1 never (default) */
 	char			*pid_file;	/* daemon mode: write our pid */
 	unsigned int		 login_timeout;	/* seconds to log in, default 60 */
 	unsigned int		 auth_fail_max;	/* failures per session, default 3 */

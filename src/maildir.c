@@ -86,6 +86,8 @@ static int	maildir_find_listed(struct mailbox *, size_t,
 		    const struct maildir_list *, char **);
 static int	maildir_sync_dir(int, const char *);
 static long	maildir_journal_replay(int);
+static int	maildir_cmp_str(const void *, const void *);
+static int	maildir_journal_apply(int, const char *, char **, size_t, int);
 
 /* Create one directory, accepting an existing directory. */
 static int
@@ -1331,6 +1333,123 @@ out:
 		ret = -1;
 	if (ret == -1)
 		errno = saved;
+	return ret;
+}
+
+#define MAILDIR_RETRIEVED	"evpop3d.retrieved"
+
+long
+maildir_note_retrieved(struct mailbox *mb, time_t now)
+{
+	char *path;
+	FILE *f;
+	size_t i;
+	long n = 0;
+
+	for (i = 0; i < mb->nmsgs; i++)
+		if (mb->msgs[i].retrieved && !mb->msgs[i].deleted)
+			n++;
+	if (n == 0)
+		return 0;
+	if ((path = maildir_join(mb->path, "/", MAILDIR_RETRIEVED)) == NULL)
+		return -1;
+	f = fopen(path, "ae");
+	free(path);
+	if (f == NULL)
+		return -1;
+	for (i = 0; i < mb->nmsgs; i++)
+		if (mb->msgs[i].retrieved && !mb->msgs[i].deleted)
+			fprintf(f, "%lld %.*s\n", (long long)now,
+			    (int)mb->msgs[i].base_len,
+			    mb->msgs[i].name + MAILDIR_SUB_LEN);
+	if (fclose(f) == EOF)
+		return -1;
+	return n;
+}
+
+long
+maildir_expire(const char *dir, unsigned int days, time_t now, int trash)
+{
+	char *path = NULL, *tmp = NULL, *text = NULL, *p, *nl, *sp;
+	char **names = NULL;
+	size_t n = 0, cap = 0, len = 0;
+	FILE *f = NULL;
+	struct stat st;
+	int mfd = -1, fd;
+	long ret = -1;
+	ssize_t r;
+
+	if ((mfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+		return -1;
+	fd = openat(mfd, MAILDIR_RETRIEVED, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd == -1) {
+		close(mfd);
+		return errno == ENOENT ? 0 : -1;
+	}
+	if (fstat(fd, &st) == -1 || (text = malloc((size_t)st.st_size + 1)) ==
+	    NULL) {
+		close(fd);
+		goto out;
+	}
+	while (len < (size_t)st.st_size) {
+		r = read(fd, text + len, (size_t)st.st_size - len);
+		if (r <= 0)
+			break;
+		len += (size_t)r;
+	}
+	close(fd);
+	text[len] = '\0';
+	if ((tmp = maildir_join(dir, "/", MAILDIR_RETRIEVED ".tmp")) == NULL ||
+	    (f = fopen(tmp, "we")) == NULL)
+		goto out;
+	/* Keep the lines not yet due; collect the names that are. */
+	for (p = text; (nl = strchr(p, '\n')) != NULL; p = nl + 1) {
+		long long t;
+
+		*nl = '\0';
+		if ((sp = strchr(p, ' ')) == NULL || sp[1] == '\0' ||
+		    strchr(sp + 1, '/') != NULL)
+			continue;
+		t = strtoll(p, NULL, 10);
+		if (now - t < (long long)days * 86400) {
+			fprintf(f, "%s\n", p);
+			continue;
+		}
+		if (n == cap) {
+			char **nn;
+			cap = cap == 0 ? 64 : cap * 2;
+			if ((nn = reallocarray(names, cap, sizeof(*nn))) ==
+			    NULL)
+				goto out;
+			names = nn;
+		}
+		names[n++] = sp + 1;
+	}
+	if (fclose(f) == EOF) {
+		f = NULL;
+		goto out;
+	}
+	f = NULL;
+	if (n > 1)
+		qsort(names, n, sizeof(*names), maildir_cmp_str);
+	if (n > 0 && (maildir_journal_apply(mfd, "cur", names, n,
+	    trash) == -1 || maildir_journal_apply(mfd, "new", names, n,
+	    trash) == -1))
+		goto out;
+	if ((path = maildir_join(dir, "/", MAILDIR_RETRIEVED)) == NULL ||
+	    rename(tmp, path) == -1)
+		goto out;
+	ret = (long)n;
+out:
+	if (f != NULL)
+		fclose(f);
+	if (ret == -1 && tmp != NULL)
+		unlink(tmp);
+	free(names);
+	free(text);
+	free(tmp);
+	free(path);
+	close(mfd);
 	return ret;
 }
 

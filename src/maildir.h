@@ -34,6 +34,7 @@ struct maildir_msg {
 	size_t		 base_len;	/* octets of the base name */
 	unsigned char	 dtype;		/* scan only: readdir's d_type */
 	int		 deleted;	/* DELE mark; only QUIT acts on it */
+	int		 retrieved;	/* RETR sent it whole (EXPIRE) */
 };
 
 /*
@@ -86,6 +87,17 @@ int	maildir_msg_open(struct mailbox *, size_t idx);
 int	maildir_update(struct mailbox *, size_t *removed, size_t *failed);
 
 void	maildir_free(struct mailbox *);
+
+/*
+ * EXPIRE (RFC 2449 section 6.7).  maildir_note_retrieved appends the
+ * retrieved, undeleted messages of a session that ended with QUIT, with
+ * now, to evpop3d.retrieved; maildir_expire (at login, under the lock)
+ * removes those retrieved at least days days before now (or into the
+ * trash, with trash set).  Both return a count or -1 with errno.
+ */
+long	maildir_note_retrieved(struct mailbox *, time_t now);
+long	maildir_expire(const char *dir, unsigned int days, time_t now,
+	    int trash);
 
 /* Soft delete (delete_mode trash): UPDATE moves removed messages into
  * the Maildir's evpop3d-trash/ folder instead of unlinking them. */

@@ -1671,6 +1671,50 @@ def t_sasl_scram(c):
     e.login("sc", "scr-pw")
     e.quit()
 
+
+@test()
+def t_expire(c):
+    """expire_days: CAPA says EXPIRE N; with 0 a message retrieved in a
+    session that QUITs is removed; with N, one retrieved N days ago is
+    removed at the next login, one retrieved now is kept."""
+    c.add_user("ex", "ex-pw", msgs=three("ex"))
+    d = c.start(extra=["expire_days 0"])
+    a = Conn(d.port)
+    a.ok("CAPA")
+    check("EXPIRE 0" in a.multi_body().decode(), "CAPA EXPIRE 0")
+    a.login("ex", "ex-pw")
+    a.multi("RETR 2")
+    a.quit()
+    eq(len(c.disk("ex")), 2, "EXPIRE 0: the retrieved message went")
+    d.stop()
+    d = c.start(extra=["expire_days 1"])
+    a = Conn(d.port)
+    a.login("ex", "ex-pw")
+    uid = a.listing("UIDL")
+    a.multi("RETR 1")
+    a.close()                        # no QUIT: nothing recorded
+    rec = os.path.join(c.maildir("ex"), "evpop3d.retrieved")
+    check(not os.path.exists(rec), "retrieval recorded without QUIT")
+    a = Conn(d.port)
+    a.login("ex", "ex-pw")
+    a.multi("RETR 1")
+    a.quit()
+    with open(rec) as f:
+        lines = f.read().split()
+    eq(lines[1:], [uid[1]], "recorded retrieval")
+    a = Conn(d.port)
+    a.login("ex", "ex-pw")
+    eq(a.stat()[0], 2, "retrieved today: kept")
+    a.quit()
+    with open(rec, "w") as f:        # as if retrieved two days ago
+        f.write("%d %s\n" % (time.time() - 2 * 86400, uid[1]))
+    c.fix_owner()
+    a = Conn(d.port)
+    a.login("ex", "ex-pw")
+    eq(a.stat()[0], 1, "retrieved two days ago: expired")
+    check(uid[1] not in a.listing("UIDL").values(), "expired UIDL gone")
+    a.quit()
+
 # ---------------------------------------------------------------------------
 
 def main():

@@ -849,6 +849,15 @@ test_conf_service_keys(void)
 	CU_ASSERT_PTR_NOT_NULL_FATAL(cf);
 	CU_ASSERT(cf->delete_trash && cf->trash_days == 30);
 	conf_free(cf);
+	cf = test_conf_with("");
+	CU_ASSERT_EQUAL(cf->expire_days, -1);
+	conf_free(cf);
+	cf = test_conf_with("expire_days 0\n");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cf);
+	CU_ASSERT_EQUAL(cf->expire_days, 0);
+	conf_free(cf);
+	test_conf_expect_err("expire_days soon\n",
+	    "t.conf:3: expire_days: \"soon\" is not never or 0..3650");
 	test_conf_expect_err("delete_mode shred\n",
 	    "t.conf:3: delete_mode: \"shred\" is not unlink or trash");
 	test_conf_expect_err("log_format xml\n",
