@@ -8,7 +8,9 @@
 #   make fuzz                run each target FUZZ_SECONDS (default 60) on a
 #                            copy of its seeds in tests/fuzz/corpus-work/
 #   make fuzz-smoke          every seed once, then each target 10 s; fails
-#                            on any crash, leak or UBSan report
+#                            on any crash, leak or UBSan report (skipped
+#                            with a message when clang cannot link
+#                            libFuzzer, unless FUZZ_REQUIRE=1)
 #   make fuzz-clean
 
 # Keep the including Makefile's default goal (usually `all`).
@@ -94,10 +96,22 @@ fuzz: fuzz-build
 	done; \
 	if [ -n "$$failed" ]; then echo "fuzz: FAILED:$$failed"; exit 1; fi
 
-fuzz-smoke: fuzz-build
-	$(FUZZ_ASAN) FUZZ_RUN_FLAGS="$(FUZZ_RUN_FLAGS)" \
-		FUZZ_QUIET_TARGETS="$(FUZZ_QUIET_TARGETS)" \
-		sh $(FUZZ_DIR)/run-smoke.sh $(FUZZ_SMOKE_SECONDS) $(FUZZ_TARGETS)
+# `make check` runs this: without a clang that can link libFuzzer it says
+# so and succeeds, unless FUZZ_REQUIRE=1.
+fuzz-smoke:
+	@if printf 'int LLVMFuzzerTestOneInput(const char *d, long n);\nint LLVMFuzzerTestOneInput(const char *d, long n) { return d == 0 || n < 0; }\n' | \
+	    $(FUZZ_CC) -x c -fsanitize=fuzzer $(FUZZ_SAN) -o /dev/null - \
+	    > /dev/null 2>&1; then \
+		$(MAKE) --no-print-directory fuzz-build && \
+		$(FUZZ_ASAN) FUZZ_RUN_FLAGS="$(FUZZ_RUN_FLAGS)" \
+		    FUZZ_QUIET_TARGETS="$(FUZZ_QUIET_TARGETS)" \
+		    sh $(FUZZ_DIR)/run-smoke.sh $(FUZZ_SMOKE_SECONDS) \
+		    $(FUZZ_TARGETS); \
+	else \
+		echo "fuzz-smoke: SKIPPED: $(FUZZ_CC) cannot link libFuzzer" \
+		    "(Debian: apt-get install clang)"; \
+		test -z "$(FUZZ_REQUIRE)"; \
+	fi
 
 fuzz-clean:
 	rm -rf $(FUZZ_DIR)/bin $(FUZZ_DIR)/obj $(FUZZ_DIR)/corpus-work

@@ -41,7 +41,6 @@
 #include <arpa/inet.h>
 
 #include <dirent.h>
-#include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
 #include <stdarg.h>
@@ -54,10 +53,9 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/thread.h>
-
-#include <event2/bufferevent_ssl.h>
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -96,7 +94,6 @@ struct fs_client {
 	int			 eof;
 	int			 reading;
 	int			 stls_ok;	/* "+OK Begin TLS" seen */
-	int			 tls_up;	/* our TLS handshake finished */
 	size_t			 rx;
 	char			 greeting[512];
 	size_t			 glen;
@@ -147,11 +144,16 @@ fs_say(const char *fmt, ...)
 	}
 }
 
+static void	fs_cleanup(void);
+
+/* A verdict: say it, remove the temporary tree (abort skips atexit), stop;
+ * libFuzzer saves the input. */
 static void
 fs_die(const char *what)
 {
 	fs_say("fuzz_session: %s (sessions %u, locks %zu, jobs %u)\n",
 	    what, session_count(), lock_count(), worker_pending());
+	fs_cleanup();
 	abort();
 }
 
@@ -285,6 +287,7 @@ fs_mailbox_restore(void)
 
 	if (fs_mailbox_intact())
 		return;
+	/* fs_msgs[2] is the one in new/. */
 	snprintf(from, sizeof(from), "%s/cur/%s:2,", fs_md, fs_msgs[2].name);
 	snprintf(to, sizeof(to), "%s/new/%s", fs_md, fs_msgs[2].name);
 	if (rename(from, to) == 0 && fs_mailbox_intact())
@@ -325,11 +328,10 @@ fs_client_read_cb(struct bufferevent *bev, void *arg)
 	if (fs_trace) {
 		/* FUZZ_SESSION_TRACE=1: show the server's replies. */
 		char buf[4096];
-		size_t k;
+		int k;
 
-		while ((k = evbuffer_remove(in, buf, sizeof(buf))) > 0 &&
-		    k != (size_t)-1)
-			fwrite(buf, 1, k, stderr);
+		while ((k = evbuffer_remove(in, buf, sizeof(buf))) > 0)
+			fwrite(buf, 1, (size_t)k, stderr);
 	}
 	evbuffer_drain(in, n);
 }
@@ -340,8 +342,6 @@ fs_client_event_cb(struct bufferevent *bev, short what, void *arg)
 	struct fs_client *c = arg;
 
 	(void)bev;
-	if (what & BEV_EVENT_CONNECTED)
-		c->tls_up = 1;
 	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
 		c->eof = 1;
 }

@@ -41,8 +41,10 @@ for t in "$@"; do
 	: > "$log"
 	# Every seed once: each file is an input of its own.
 	nseeds=0
-	if [ -d "$seeds" ] && [ -n "$(ls -A "$seeds")" ]; then
-		nseeds=$(ls -A "$seeds" | wc -l)
+	if [ -d "$seeds" ]; then
+		nseeds=$(find "$seeds" -type f | wc -l)
+	fi
+	if [ "$nseeds" -gt 0 ]; then
 		# shellcheck disable=SC2086
 		if ! "$bin" $flags -artifact_prefix="$dir/crashes/$t-" \
 		    "$seeds"/* >> "$log" 2>&1; then
