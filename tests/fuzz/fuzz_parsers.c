@@ -28,6 +28,10 @@
 
 int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
+#include "proxy.h"
+#include "scram.h"
+
+
 static const char fp_b64[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
@@ -396,6 +400,56 @@ fp_log_escape(const uint8_t *in, size_t n, uint8_t sel)
 	free(full);
 }
 
+/*
+ * The PROXY header parser: a header is accepted only whole, its length
+ * never exceeds the input, and every prefix of an accepted header asks
+ * for more rather than giving another answer.
+ */
+static void
+fp_proxy(const uint8_t *d, size_t n)
+{
+	struct proxy_info pi;
+	size_t used, u2, i;
+	enum proxy_result r = proxy_parse(d, n, &used, &pi);
+
+	if (r == PROXY_OK) {
+		if (used == 0 || used > n || used > PROXY_HEADER_MAX)
+			fp_fail("proxy: bad length");
+		if (!pi.local && pi.src.ss_family != AF_INET &&
+		    pi.src.ss_family != AF_INET6)
+			fp_fail("proxy: no address");
+		for (i = 1; i < used && i < 64; i++)
+			if (proxy_parse(d, i, &u2, &pi) != PROXY_MORE)
+				fp_fail("proxy: a prefix of a header decided");
+	}
+}
+
+/* SCRAM messages from a client: parsing never overruns, and a random
+ * proof is never accepted. */
+static void
+fp_scram(const uint8_t *d, size_t n)
+{
+	struct scram_state st;
+	struct scram_secret sec;
+	char out[512];
+	size_t half = n / 2;
+
+	memset(&sec, 0x5a, sizeof(sec));
+	sec.iter = 4096;
+	sec.saltlen = 16;
+	if (scram_client_first(&st, (const char *)d, half) == 0 &&
+	    scram_server_first(&st, &sec, out, sizeof(out)) == 0 &&
+	    scram_client_final(&st, (const char *)d + half, n - half, out,
+	    sizeof(out)) == 1)
+		fp_fail("scram: a proof from nowhere was accepted");
+	scram_state_clear(&st);
+	if (n < 400) {
+		char *s = fp_cstr(d, n);
+		scram_parse_secret(s, &sec);
+		free(s);
+	}
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *in, size_t size)
 {
@@ -420,5 +474,7 @@ LLVMFuzzerTestOneInput(const uint8_t *in, size_t size)
 	fp_user_valid(d, n);
 	fp_expand(d, n, sel2);
 	fp_log_escape(d, n, sel ^ sel2);
+	fp_proxy(d, n);
+	fp_scram(d, n);
 	return 0;
 }
