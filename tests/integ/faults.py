@@ -281,8 +281,10 @@ def t_sigkill_locks(c):
     with open(lockp) as f:
         content = f.read()
     fields = content.split()
-    check(len(fields) == 4 and content.endswith("\n"),
-          "lock file content %s: want 'host pid starttime acquired'"
+    check(len(fields) == 5 and content.endswith("\n") and
+          fields[4].startswith("127.0.0.1:"),
+          "lock file content %s: want 'host pid starttime acquired "
+          "client'"
           % short(content))
     eq(fields[1], str(d.pid), "pid in the lock file")
     host = fields[0]
