@@ -160,5 +160,7 @@ distclean: clean
 
 # libFuzzer targets: make fuzz-build, fuzz (FUZZ_SECONDS each), fuzz-smoke.
 include tests/fuzz/fuzz.mk
+# make bench / bench-quick: evpop3d against Dovecot (contrib/bench/).
+include contrib/bench/bench.mk
 
 -include $(SRC_OBJS:.o=.d) $(MAIN_OBJ:.o=.d) $(UNIT_OBJS:.o=.d)
