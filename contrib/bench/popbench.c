@@ -469,6 +469,28 @@ popbench_conn_fail(struct popbench_conn *c, int refused)
 		popbench_settled_one();
 }
 
+/* A connection failed (already shown): count it the way its mode does;
+ * sessions and retr clients start over after a pause, open gives up. */
+static void
+popbench_conn_failed(struct popbench_conn *c, int refused)
+{
+	switch (popbench_o.mode) {
+	case PM_IDLE:
+	case PM_HOLD:
+		popbench_conn_fail(c, refused);
+		break;
+	case PM_OPEN:
+		popbench_r.errors++;
+		popbench_conn_close(c);
+		event_base_loopbreak(popbench_base);
+		break;
+	default:
+		popbench_r.errors++;
+		popbench_conn_restart(c, 1);
+		break;
+	}
+}
+
 /* Start a session (or connection) for conn c. */
 static void
 popbench_conn_start(struct popbench_conn *c)
@@ -487,12 +509,7 @@ popbench_conn_start(struct popbench_conn *c)
 	if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK |
 	    SOCK_CLOEXEC, 0)) == -1) {
 		popbench_note(c, "socket: %s", strerror(errno));
-		if (popbench_o.mode == PM_IDLE || popbench_o.mode == PM_HOLD)
-			popbench_conn_fail(c, 0);
-		else {
-			popbench_r.errors++;
-			popbench_conn_restart(c, 1);
-		}
+		popbench_conn_failed(c, 0);
 		return;
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -511,12 +528,7 @@ popbench_conn_start(struct popbench_conn *c)
 		int refused = errno == ECONNREFUSED;
 
 		popbench_note(c, "connect: %s", strerror(errno));
-		if (popbench_o.mode == PM_IDLE || popbench_o.mode == PM_HOLD)
-			popbench_conn_fail(c, refused);
-		else {
-			popbench_r.errors++;
-			popbench_conn_restart(c, 1);
-		}
+		popbench_conn_failed(c, refused);
 		return;
 	}
 	c->state = PS_CONNECT;
@@ -538,13 +550,7 @@ popbench_write_cb(evutil_socket_t fd, short ev, void *arg)
 			err = errno;
 		if (err != 0) {
 			popbench_note(c, "connect: %s", strerror(err));
-			if (popbench_o.mode == PM_IDLE ||
-			    popbench_o.mode == PM_HOLD)
-				popbench_conn_fail(c, err == ECONNREFUSED);
-			else {
-				popbench_r.errors++;
-				popbench_conn_restart(c, 1);
-			}
+			popbench_conn_failed(c, err == ECONNREFUSED);
 			return;
 		}
 		c->state = PS_GREET;
@@ -1015,16 +1021,7 @@ popbench_parse(struct popbench_conn *c)
 			return -1;
 	}
 fail:
-	if (popbench_o.mode == PM_IDLE || popbench_o.mode == PM_HOLD) {
-		popbench_conn_fail(c, 0);
-		return -1;
-	}
-	popbench_r.errors++;
-	if (popbench_o.mode == PM_OPEN) {
-		popbench_conn_close(c);
-		event_base_loopbreak(popbench_base);
-	} else
-		popbench_conn_restart(c, 1);
+	popbench_conn_failed(c, 0);
 	return -1;
 }
 
@@ -1070,20 +1067,9 @@ popbench_read_cb(evutil_socket_t fd, short ev, void *arg)
 		popbench_session_done(c, 1);
 		return;
 	}
-	if (popbench_o.mode == PM_IDLE || popbench_o.mode == PM_HOLD) {
-		popbench_note(c, "connection closed in state %d (%s)",
-		    c->state, n == 0 ? "EOF" : strerror(errno));
-		popbench_conn_fail(c, c->state == PS_GREET);
-		return;
-	}
-	popbench_error(c, "connection closed in state %d (%s)", c->state,
+	popbench_note(c, "connection closed in state %d (%s)", c->state,
 	    n == 0 ? "EOF" : strerror(errno));
-	if (popbench_o.mode == PM_OPEN) {
-		popbench_conn_close(c);
-		event_base_loopbreak(popbench_base);
-		return;
-	}
-	popbench_conn_restart(c, 1);
+	popbench_conn_failed(c, c->state == PS_GREET);
 }
 
 /* The measured time is over (or the hold deadline passed). */
@@ -1698,5 +1684,5 @@ main(int argc, char *argv[])
 		popbench_serve();
 		break;
 	}
-	return popbench_r.errors == 0 ? 0 : 1;
+	return popbench_r.errors == 0 && popbench_r.refused == 0 ? 0 : 1;
 }
