@@ -1066,98 +1066,49 @@ def tails(c, n=25):
     return "\n".join(out)
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("-k", action="append", default=[],
-                    help="run only tests whose name contains this "
-                    "(repeatable)")
-    ap.add_argument("-v", action="store_true", help="tracebacks")
-    ap.add_argument("--keep", action="store_true",
-                    help="keep every temp dir (default: only failed ones)")
-    args = ap.parse_args()
-    binpath = os.environ.get("EVPOP3D_BIN") or os.path.abspath("src/evpop3d")
-    if not os.access(binpath, os.X_OK):
-        print("cluster.py: %s is not an executable (set EVPOP3D_BIN)"
-              % binpath)
-        return 2
-    binpath = os.path.abspath(binpath)
-    sel = [t for t in TESTS if not args.k or any(k in t[0] for k in args.k)]
-    if not sel:
-        print("cluster.py: no test matches %s" % args.k)
-        return 2
+def cluster_case(name, binpath):
+    c = base.Case("cluster-" + name, binpath)
+    c.haproxy_bin = HAPROXY[0]
+    c.haproxies = []
+    c.note = None
+    return c
+
+
+def cluster_teardown(c):
+    for hp in c.haproxies:
+        hp.stop()
+
+
+def cluster_problems(c):
+    """Sanitizer reports of the SIGKILLed nodes too."""
+    for d in c.daemons:
+        try:
+            d.san_check()
+        except Fail as e:
+            return e
+    return None
+
+
+def cluster_before(sel):
     hbin, why = find_haproxy()
     if hbin is None:
-        for name, _ in sel:
-            print("SKIP %s: %s" % (name, why), flush=True)
+        for t in sel:
+            print("SKIP %s: %s" % (t[0], why), flush=True)
         print("0 passed, 0 failed, %d skipped" % len(sel), flush=True)
         return 0
-    passed = failed = skipped = 0
-    t_all = time.monotonic()
-    c = None
-    try:
-        for name, fn in sel:
-            c = base.Case("cluster-" + name, binpath)
-            c.haproxy_bin = hbin
-            c.haproxies = []
-            c.note = None
-            err = None
-            t0 = time.monotonic()
-            try:
-                fn(c)
-            except Skip as e:
-                print("SKIP %s: %s" % (name, e), flush=True)
-                skipped += 1
-                for hp in c.haproxies:
-                    hp.stop()
-                c.finish()
-                c.remove()
-                c = None
-                continue
-            except Fail as e:
-                err = str(e)
-            except Exception as e:
-                err = "%s: %s" % (type(e).__name__, e)
-                if args.v:
-                    traceback.print_exc()
-            crashed = c.crashes() if err is not None else ""
-            if crashed:
-                err = "%s [%s]" % (err, crashed)
-            for hp in c.haproxies:
-                hp.stop()
-            problem = c.finish()
-            for d in c.daemons:     # also the SIGKILLed ones' logs so far
-                try:
-                    d.san_check()
-                except Fail as e:
-                    problem = problem or e
-            if err is None and problem is not None:
-                err = str(problem)
-            el = time.monotonic() - t0
-            if err is None:
-                passed += 1
-                print("PASS %s (%.1fs)%s" % (name, el, ": " + c.note
-                                              if c.note else ""),
-                      flush=True)
-                if not args.keep:
-                    c.remove()
-            else:
-                failed += 1
-                print("FAIL %s: %s" % (name, err), flush=True)
-                print(tails(c), flush=True)
-                print("  (temp dir kept: %s)" % c.dir, flush=True)
-            c = None
-    finally:
-        if c is not None:       # interrupted: leave no process behind
-            for hp in c.haproxies:
-                hp.stop()
-            for d in c.daemons:
-                if not d.stopped:
-                    d.kill()
-        Cert.remove()
-    print("%d passed, %d failed%s (%.1fs)" % (
-        passed, failed, ", %d skipped" % skipped if skipped else "",
-        time.monotonic() - t_all), flush=True)
-    return 1 if failed else 0
+    HAPROXY[0] = hbin
+    return None
+
+
+HAPROXY = [None]
+
+
+def main():
+    return base.run_suite(TESTS, "cluster.py", __doc__,
+                          make_case=cluster_case, before=cluster_before,
+                          teardown=cluster_teardown,
+                          problems=cluster_problems, tails=tails,
+                          cleanup=Cert.remove)
 
 
 if __name__ == "__main__":

@@ -1716,9 +1716,22 @@ def t_expire(c):
     a.quit()
 
 # ---------------------------------------------------------------------------
+# The runner every integration script uses (run.py, tls.py, faults.py,
+# clients.py, service.py, cluster.py).
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__)
+def run_suite(tests, prog, doc, make_case=None, skip_excs=None,
+              before=None, teardown=None, problems=None, tails=None,
+              cleanup=None):
+    """Parse -k/-v/--keep, run the selected tests and print one PASS, FAIL
+    or SKIP line each and a summary; returns the exit status.
+
+    tests: (name, fn) or (name, fn, root_only); fn(case) may return a note.
+    make_case(name, binpath) builds the case (default Case); before(sel)
+    may return an exit status to stop early; teardown(case) runs before
+    case.finish(), also after an interruption; problems(case) may return a
+    Fail found after the test; tails(case) replaces case.log_tails() in
+    FAIL reports; cleanup() runs once at the end."""
+    ap = argparse.ArgumentParser(prog=prog, description=doc)
     ap.add_argument("-k", action="append", default=[],
                     help="run only tests whose name contains this "
                     "(repeatable)")
@@ -1728,62 +1741,96 @@ def main():
     args = ap.parse_args()
     binpath = os.environ.get("EVPOP3D_BIN") or os.path.abspath("src/evpop3d")
     if not os.access(binpath, os.X_OK):
-        print("run.py: %s is not an executable (set EVPOP3D_BIN)" % binpath)
+        print("%s: %s is not an executable (set EVPOP3D_BIN)"
+              % (prog, binpath))
         return 2
     binpath = os.path.abspath(binpath)
-    sel = [t for t in TESTS if not args.k or any(k in t[0] for k in args.k)]
+    sel = [t for t in tests if not args.k or any(k in t[0] for k in args.k)]
     if not sel:
-        print("run.py: no test matches %s" % args.k)
+        print("%s: no test matches %s" % (prog, args.k))
         return 2
     if SAN:
-        # Quarantined frees would count as resident memory in the slow
-        # reader test; keep the quarantine small.
+        # Quarantined frees would count as resident memory in the memory
+        # tests; keep the quarantine small.
         os.environ["ASAN_OPTIONS"] = (os.environ.get("ASAN_OPTIONS", "")
                                       + ":quarantine_size_mb=8").lstrip(":")
+    if before is not None:
+        rc = before(sel)
+        if rc is not None:
+            return rc
+    make_case = make_case or Case
+    skip_excs = skip_excs or (Skip,)
     passed = failed = skipped = 0
     t_all = time.monotonic()
-    for name, fn, root_only in sel:
-        if root_only and not ROOT:
-            print("SKIP %s: needs root" % name, flush=True)
-            skipped += 1
-            continue
-        c = Case(name, binpath)
-        err = None
-        t0 = time.monotonic()
-        try:
-            fn(c)
-        except Skip as e:
-            print("SKIP %s: %s" % (name, e), flush=True)
-            skipped += 1
-            c.finish()
-            continue
-        except Fail as e:
-            err = str(e)
-        except Exception as e:
-            err = "%s: %s" % (type(e).__name__, e)
-            if args.v:
-                traceback.print_exc()
-        crashed = c.crashes() if err is not None else ""
-        if crashed:
-            err = "%s [%s]" % (err, crashed)
-        problem = c.finish()
-        if err is None and problem is not None:
-            err = str(problem)
-        el = time.monotonic() - t0
-        if err is None:
-            passed += 1
-            print("PASS %s (%.1fs)" % (name, el), flush=True)
-            if not args.keep:
-                c.remove()
-        else:
-            failed += 1
-            print("FAIL %s: %s" % (name, err), flush=True)
-            print(c.log_tails(), flush=True)
-            print("  (temp dir kept: %s)" % c.dir, flush=True)
+    c = None
+    try:
+        for t in sel:
+            name, fn = t[0], t[1]
+            if len(t) > 2 and t[2] and not ROOT:
+                print("SKIP %s: needs root" % name, flush=True)
+                skipped += 1
+                continue
+            c = make_case(name, binpath)
+            err = skip = note = None
+            t0 = time.monotonic()
+            try:
+                note = fn(c)
+            except skip_excs as e:
+                skip = str(e)
+            except Fail as e:
+                err = str(e)
+                if args.v:
+                    traceback.print_exc()
+            except Exception as e:
+                err = "%s: %s" % (type(e).__name__, e)
+                if args.v:
+                    traceback.print_exc()
+            note = note or getattr(c, "note", None)
+            crashed = c.crashes() if err is not None else ""
+            if crashed:
+                err = "%s [%s]" % (err, crashed)
+            if teardown is not None:
+                teardown(c)
+            problem = c.finish()
+            if problems is not None:
+                problem = problem or problems(c)
+            if err is None and problem is not None and skip is None:
+                err = str(problem)
+            el = time.monotonic() - t0
+            if err is None and skip is not None:
+                skipped += 1
+                print("SKIP %s: %s" % (name, skip), flush=True)
+                if not args.keep:
+                    c.remove()
+            elif err is None:
+                passed += 1
+                print("PASS %s (%.1fs)%s" % (name, el, " " + str(note)
+                                              if note else ""), flush=True)
+                if not args.keep:
+                    c.remove()
+            else:
+                failed += 1
+                print("FAIL %s: %s" % (name, err), flush=True)
+                print(tails(c) if tails else c.log_tails(), flush=True)
+                print("  (temp dir kept: %s)" % c.dir, flush=True)
+            c = None
+    finally:
+        if c is not None:       # interrupted: leave no process behind
+            if teardown is not None:
+                teardown(c)
+            for d in c.daemons:
+                if not d.stopped:
+                    d.kill()
+        if cleanup is not None:
+            cleanup()
     print("%d passed, %d failed%s (%.1fs)" % (
         passed, failed, ", %d skipped" % skipped if skipped else "",
         time.monotonic() - t_all), flush=True)
     return 1 if failed else 0
+
+
+def main():
+    return run_suite(TESTS, "run.py", __doc__)
 
 
 if __name__ == "__main__":

@@ -1517,77 +1517,8 @@ def t_dovecot_import(c):
 # ---------------------------------------------------------------------------
 
 def main():
-    ap = argparse.ArgumentParser(description="evpop3d service integration "
-                                 "tests")
-    ap.add_argument("-k", action="append", default=[],
-                    help="run only tests whose name contains this "
-                    "(repeatable)")
-    ap.add_argument("-v", action="store_true", help="tracebacks")
-    ap.add_argument("--keep", action="store_true",
-                    help="keep every temp dir (default: only failed ones)")
-    args = ap.parse_args()
-    binpath = os.environ.get("EVPOP3D_BIN") or os.path.abspath("src/evpop3d")
-    if not os.access(binpath, os.X_OK):
-        print("service.py: %s is not an executable (set EVPOP3D_BIN)"
-              % binpath)
-        return 2
-    binpath = os.path.abspath(binpath)
-    sel = [t for t in TESTS if not args.k or any(k in t[0] for k in args.k)]
-    if not sel:
-        print("service.py: no test matches %s" % args.k)
-        return 2
-    if SAN:
-        os.environ["ASAN_OPTIONS"] = (os.environ.get("ASAN_OPTIONS", "")
-                                      + ":quarantine_size_mb=8").lstrip(":")
-    passed = failed = skipped = 0
-    t_all = time.monotonic()
-    for name, fn, root_only in sel:
-        if root_only and not ROOT:
-            print("SKIP %s: needs root" % name, flush=True)
-            skipped += 1
-            continue
-        c = base.Case(name, binpath)
-        err = skip = note = None
-        t0 = time.monotonic()
-        try:
-            note = fn(c)
-        except Skip as e:
-            skip = str(e)
-        except Fail as e:
-            err = str(e)
-            if args.v:
-                traceback.print_exc()
-        except Exception as e:
-            err = "%s: %s" % (type(e).__name__, e)
-            if args.v:
-                traceback.print_exc()
-        crashed = c.crashes() if err is not None else ""
-        if crashed:
-            err = "%s [%s]" % (err, crashed)
-        problem = c.finish()
-        if err is None and problem is not None:
-            err = str(problem)
-        el = time.monotonic() - t0
-        if err is None and skip is not None:
-            skipped += 1
-            print("SKIP %s: %s" % (name, skip), flush=True)
-            if not args.keep:
-                c.remove()
-        elif err is None:
-            passed += 1
-            print("PASS %s (%.1fs%s)" % (name, el, "; " + note if note
-                                         else ""), flush=True)
-            if not args.keep:
-                c.remove()
-        else:
-            failed += 1
-            print("FAIL %s: %s" % (name, err), flush=True)
-            print(c.log_tails(), flush=True)
-            print("  (temp dir kept: %s)" % c.dir, flush=True)
-    print("%d passed, %d failed%s (%.1fs)" % (
-        passed, failed, ", %d skipped" % skipped if skipped else "",
-        time.monotonic() - t_all), flush=True)
-    return 1 if failed else 0
+    return base.run_suite(TESTS, "service.py", "evpop3d service "
+                          "integration tests")
 
 
 if __name__ == "__main__":
