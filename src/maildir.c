@@ -1459,14 +1459,12 @@ maildir_set_trash(struct mailbox *mb, int trash)
 	mb->trash = trash;
 }
 
-/*
- * Call fn for every message in the trash (name, its size on disk, and
- * when it was deleted: the rename set its ctime).  Returns the number of
- * entries, or -1 with errno (ENOENT: no trash yet counts as 0).
- */
-long
-maildir_trash_list(const char *dir, void (*fn)(const char *, uint64_t,
-    time_t, void *), void *arg)
+/* Call fn for every regular message file in the trash of dir (the
+ * folder's descriptor, the name and its stat).  Returns how many fn
+ * counted (fn returns 1 or 0), or -1 with errno; no trash counts as 0. */
+static long
+maildir_trash_each(const char *dir, int (*fn)(int, const char *,
+    const struct stat *, void *), void *arg)
 {
 	char *path;
 	DIR *d;
@@ -1486,42 +1484,60 @@ maildir_trash_list(const char *dir, void (*fn)(const char *, uint64_t,
 		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) ==
 		    -1 || !S_ISREG(st.st_mode))
 			continue;
-		if (fn != NULL)
-			fn(de->d_name, (uint64_t)st.st_size, st.st_ctime, arg);
-		n++;
+		n += fn(dirfd(d), de->d_name, &st, arg);
 	}
 	closedir(d);
 	return n;
+}
+
+struct maildir_trash_lister {
+	void	(*fn)(const char *, uint64_t, time_t, void *);
+	void	*arg;
+};
+
+static int
+maildir_trash_list_one(int dfd, const char *name, const struct stat *st,
+    void *arg)
+{
+	struct maildir_trash_lister *l = arg;
+
+	(void)dfd;
+	if (l->fn != NULL)
+		l->fn(name, (uint64_t)st->st_size, st->st_ctime, l->arg);
+	return 1;
+}
+
+/*
+ * Call fn for every message in the trash (name, its size on disk, and
+ * when it was deleted: the rename set its ctime).  Returns the number of
+ * entries, or -1 with errno (no trash yet counts as 0).
+ */
+long
+maildir_trash_list(const char *dir, void (*fn)(const char *, uint64_t,
+    time_t, void *), void *arg)
+{
+	struct maildir_trash_lister l = { fn, arg };
+
+	return maildir_trash_each(dir, maildir_trash_list_one, &l);
+}
+
+/* The oldest deletion time a purge keeps. */
+static int
+maildir_trash_purge_one(int dfd, const char *name, const struct stat *st,
+    void *arg)
+{
+	time_t limit = *(time_t *)arg;
+
+	return st->st_ctime <= limit && unlinkat(dfd, name, 0) == 0;
 }
 
 /* Remove trash entries deleted more than days days before now. */
 long
 maildir_trash_purge(const char *dir, unsigned int days, time_t now)
 {
-	char *path;
-	DIR *d;
-	struct dirent *de;
-	struct stat st;
-	long n = 0;
+	time_t limit = now - (time_t)days * 86400;
 
-	if ((path = maildir_join(dir, "/", MAILDIR_TRASH)) == NULL)
-		return -1;
-	d = opendir(path);
-	free(path);
-	if (d == NULL)
-		return errno == ENOENT ? 0 : -1;
-	while ((de = readdir(d)) != NULL) {
-		if (!maildir_is_message_name(de->d_name))
-			continue;
-		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) ==
-		    -1 || !S_ISREG(st.st_mode))
-			continue;
-		if (now - st.st_ctime >= (time_t)days * 86400 &&
-		    unlinkat(dirfd(d), de->d_name, 0) == 0)
-			n++;
-	}
-	closedir(d);
-	return n;
+	return maildir_trash_each(dir, maildir_trash_purge_one, &limit);
 }
 
 /*
