@@ -126,7 +126,8 @@ inetd_start(struct event_base *base)
 		}
 		evutil_make_socket_nonblocking(fd);
 		inetd_socket_mode = 1;
-		return session_accept(fd, (struct sockaddr *)&ss, sl, 0, 1, 0);
+		return session_accept(fd, (struct sockaddr *)&ss, sl, 0, 1, 0,
+		    0);
 	}
 
 	/* Pipes or a terminal: a local client, as trusted as loopback. */

@@ -1,6 +1,7 @@
 /*
- * evpop3d - listener.c: the accept side.  One evconnlistener per listen or
- * listen_tls line.  Past max_connections (or max_connections_per_ip) a new
+ * evpop3d - listener.c: the accept side.  One socket per listen or
+ * listen_tls line, bound before the worker processes start; each worker's
+ * loop has an evconnlistener on every one of them.  Past max_connections (or max_connections_per_ip) a new
  * connection gets one -ERR [SYS/TEMP] line and is closed.  When accept()
  * fails for lack of descriptors, accepting pauses for a second instead of
  * spinning on a socket that stays readable.
@@ -22,6 +23,7 @@
 #include <event2/listener.h>
 
 #include "conf.h"
+#include "connlimit.h"
 #include "listener.h"
 #include "log.h"
 #include "params.h"
@@ -30,6 +32,7 @@
 
 struct listener {
 	struct evconnlistener	*lev;
+	int			 fd;		/* bound and listening */
 	int			 tls;
 	char			 text[80];	/* survives config reloads */
 };
@@ -54,44 +57,31 @@ listener_refuse(int fd, const struct listener *l, const char *msg)
 	close(fd);
 }
 
-/* Same address (port ignored)? */
-static int
-listener_same_addr(const struct sockaddr_storage *a, const struct sockaddr *b)
-{
-	if (a->ss_family != b->sa_family)
-		return 0;
-	if (b->sa_family == AF_INET)
-		return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
-		    ((const struct sockaddr_in *)b)->sin_addr.s_addr;
-	if (b->sa_family == AF_INET6)
-		return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
-		    &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0;
-	return 0;
-}
-
+/* Count the connection across all workers (or refuse it), then make its
+ * session. */
 static void
 listener_accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
     struct sockaddr *sa, int salen, void *arg)
 {
 	struct listener *l = arg;
 	const struct config *cfg = session_config();
+	int proxied = conf_proxy_trusted(cfg, sa);
+	char host[NI_MAXHOST] = "?";
 
 	(void)lev;
-	if (session_count() >= cfg->max_connections) {
+	/* From a trusted proxy the client is known only after the PROXY
+	 * header: session.c checks the per-address limit then. */
+	switch (connlimit_add(sa, cfg->max_connections, proxied ? 0 :
+	    cfg->max_connections_per_ip)) {
+	case CONNLIMIT_OK:
+		break;
+	case CONNLIMIT_TOTAL:
 		log_warnx("listener %s: max_connections %u reached, refusing",
 		    l->text, cfg->max_connections);
 		listener_refuse(fd, l, "-ERR [SYS/TEMP] Too many connections, "
 		    "try again later.\r\n");
 		return;
-	}
-	/* From a trusted proxy the client is known only after the PROXY
-	 * header: session.c checks the limit then. */
-	if (cfg->max_connections_per_ip > 0 &&
-	    !conf_proxy_trusted(cfg, sa) &&
-	    session_count_peer(sa, listener_same_addr) >=
-	    cfg->max_connections_per_ip) {
-		char host[NI_MAXHOST] = "?";
-
+	default:
 		getnameinfo(sa, salen, host, sizeof(host), NULL, 0,
 		    NI_NUMERICHOST);
 		log_warnx("listener %s: max_connections_per_ip %u reached "
@@ -101,8 +91,9 @@ listener_accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
 		    "from your address.\r\n");
 		return;
 	}
-	session_accept(fd, sa, salen, l->tls, !l->tls && cfg->tls_cert != NULL,
-	    conf_proxy_trusted(cfg, sa));
+	if (session_accept(fd, sa, salen, l->tls, !l->tls &&
+	    cfg->tls_cert != NULL, proxied, 1) == -1)
+		connlimit_del(sa);
 }
 
 static void
@@ -137,8 +128,38 @@ listener_error_cb(struct evconnlistener *lev, void *arg)
 	log_warnx("listener %s: accept: %s", l->text, strerror(e));
 }
 
+/* One listening socket, the way evconnlistener_new_bind would make it;
+ * [::]:110 must not also claim 0.0.0.0:110, since both may be listed. */
+static int
+listener_socket(const struct conf_listen *cl)
+{
+	int fd, on = 1;
+
+	fd = socket(cl->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		return -1;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) == -1 ||
+	    (cl->ss.ss_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6,
+	    IPV6_V6ONLY, &on, sizeof(on)) == -1) ||
+	    bind(fd, (const struct sockaddr *)&cl->ss, cl->sslen) == -1 ||
+	    listen(fd, 1024) == -1) {
+		int e = errno;
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	return fd;
+}
+
+/*
+ * Bind every listen line now (perhaps as root, for port 110); the event
+ * loops attach later, in each worker, to the same sockets: the kernel hands
+ * each connection to whichever worker accepts it first, so an idle worker
+ * takes the load of a busy one.
+ */
 int
-listener_init(struct event_base *base, const struct config *cfg)
+listener_bind(const struct config *cfg)
 {
 	size_t i;
 	struct listener *l;
@@ -147,24 +168,15 @@ listener_init(struct event_base *base, const struct config *cfg)
 		log_warn("listener: calloc");
 		return -1;
 	}
-	listener_pause_ev = evtimer_new(base, listener_resume_cb, NULL);
 	for (i = 0; i < cfg->nlistens; i++) {
 		const struct conf_listen *cl = &cfg->listens[i];
 		l = &listener_all[listener_n];
 		l->tls = cl->tls;
 		snprintf(l->text, sizeof(l->text), "%s", cl->text);
-		/* [::]:110 must not also claim 0.0.0.0:110: both may be
-		 * listed. */
-		l->lev = evconnlistener_new_bind(base, listener_accept_cb, l,
-		    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC |
-		    LEV_OPT_REUSEABLE | LEV_OPT_DISABLED |
-		    (cl->ss.ss_family == AF_INET6 ? LEV_OPT_BIND_IPV6ONLY : 0),
-		    1024, (const struct sockaddr *)&cl->ss, cl->sslen);
-		if (l->lev == NULL) {
+		if ((l->fd = listener_socket(cl)) == -1) {
 			log_warn("cannot listen on %s", cl->text);
 			return -1;
 		}
-		evconnlistener_set_error_cb(l->lev, listener_error_cb);
 		listener_n++;
 		log_info("listening on %s%s", cl->text, cl->tls ? " (TLS)" : "");
 	}
@@ -199,7 +211,7 @@ listener_describe(int fd, char *buf, size_t len)
  * "pop3s" speaks implicit TLS.
  */
 int
-listener_init_fds(struct event_base *base, int n, const char *names)
+listener_adopt_fds(int n, const char *names)
 {
 	struct listener *l;
 	const char *p = names;
@@ -210,7 +222,6 @@ listener_init_fds(struct event_base *base, int n, const char *names)
 		log_warn("listener: calloc");
 		return -1;
 	}
-	listener_pause_ev = evtimer_new(base, listener_resume_cb, NULL);
 	for (i = 0; i < n; i++) {
 		fd = 3 + i;
 		l = &listener_all[listener_n];
@@ -227,18 +238,36 @@ listener_init_fds(struct event_base *base, int n, const char *names)
 		}
 		evutil_make_socket_nonblocking(fd);
 		evutil_make_socket_closeonexec(fd);
+		l->fd = fd;
 		listener_describe(fd, l->text, sizeof(l->text));
-		l->lev = evconnlistener_new(base, listener_accept_cb, l,
-		    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC |
-		    LEV_OPT_DISABLED, -1, fd);
-		if (l->lev == NULL) {
-			log_warn("socket activation: fd %d", fd);
-			return -1;
-		}
-		evconnlistener_set_error_cb(l->lev, listener_error_cb);
 		listener_n++;
 		log_info("listening on %s%s (socket activation)", l->text,
 		    l->tls ? " (TLS)" : "");
+	}
+	return 0;
+}
+
+/* This process's event loop takes connections from the bound sockets
+ * (disabled until listener_enable). */
+int
+listener_attach(struct event_base *base)
+{
+	struct listener *l;
+	size_t i;
+
+	if ((listener_pause_ev = evtimer_new(base, listener_resume_cb,
+	    NULL)) == NULL)
+		return -1;
+	for (i = 0; i < listener_n; i++) {
+		l = &listener_all[i];
+		l->lev = evconnlistener_new(base, listener_accept_cb, l,
+		    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC |
+		    LEV_OPT_DISABLED, -1, l->fd);
+		if (l->lev == NULL) {
+			log_warn("listener %s", l->text);
+			return -1;
+		}
+		evconnlistener_set_error_cb(l->lev, listener_error_cb);
 	}
 	return 0;
 }
@@ -250,7 +279,8 @@ listener_enable(void)
 
 	listener_enabled = 1;
 	for (i = 0; i < listener_n; i++)
-		evconnlistener_enable(listener_all[i].lev);
+		if (listener_all[i].lev != NULL)
+			evconnlistener_enable(listener_all[i].lev);
 }
 
 void
@@ -262,7 +292,8 @@ listener_disable(void)
 	if (listener_pause_ev != NULL)
 		evtimer_del(listener_pause_ev);
 	for (i = 0; i < listener_n; i++)
-		evconnlistener_disable(listener_all[i].lev);
+		if (listener_all[i].lev != NULL)
+			evconnlistener_disable(listener_all[i].lev);
 }
 
 void
@@ -271,8 +302,12 @@ listener_shutdown(void)
 	size_t i;
 
 	listener_disable();
-	for (i = 0; i < listener_n; i++)
-		evconnlistener_free(listener_all[i].lev);
+	for (i = 0; i < listener_n; i++) {
+		if (listener_all[i].lev != NULL)
+			evconnlistener_free(listener_all[i].lev);
+		else
+			close(listener_all[i].fd);
+	}
 	free(listener_all);
 	listener_all = NULL;
 	listener_n = 0;

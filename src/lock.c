@@ -200,7 +200,7 @@ lock_holder_text(char *holder, size_t holderlen, const char *text)
  * pid is not mistaken for the lock's owner.  pid 0 means ourselves.
  */
 static int
-lock_proc_starttime(pid_t pid, unsigned long long *out)
+lock_proc_starttime(pid_t pid, unsigned long long *out, char *state)
 {
 	char path[64], buf[LOCK_STAT_MAX], *p, *end;
 	ssize_t n;
@@ -229,6 +229,8 @@ lock_proc_starttime(pid_t pid, unsigned long long *out)
 		return -1;
 	}
 	p++;
+	if (state != NULL)
+		*state = p[0] == ' ' ? p[1] : '?';	/* field 3 */
 	for (field = 2; field < 22; field++) {
 		if (*p != ' ') {
 			errno = EINVAL;
@@ -555,6 +557,7 @@ lock_is_stale(const struct mbox_lock *lk, const struct lock_seen *seen,
 {
 	unsigned long long start;
 	long long age;
+	char state;
 
 	age = (long long)time(NULL) - (long long)seen->st.st_mtime;
 	if (info == NULL || strcmp(info->host, myhost) != 0)
@@ -564,10 +567,11 @@ lock_is_stale(const struct mbox_lock *lk, const struct lock_seen *seen,
 		return !lock_reg_held_other(lk);
 	if (kill(info->pid, 0) == -1 && errno == ESRCH)
 		return 1;
-	/* Unreadable /proc (hidepid, other OS): trust kill() alone. */
-	if (info->starttime != 0 &&
-	    lock_proc_starttime(info->pid, &start) == 0 &&
-	    start != info->starttime)
+	/* Unreadable /proc (hidepid, other OS): trust kill() alone.  A
+	 * zombie (a killed worker not yet reaped) holds nothing any more. */
+	if (lock_proc_starttime(info->pid, &start, &state) == 0 &&
+	    ((info->starttime != 0 && start != info->starttime) ||
+	    state == 'Z' || state == 'X'))
 		return 1;
 	return 0;
 }
@@ -743,7 +747,7 @@ lock_acquire_for(const char *dir, const char *client, struct mbox_lock **lp,
 	}
 	lk->pid = getpid();
 	if (lock_self_pid != lk->pid) {
-		if (lock_proc_starttime(0, &lock_self_start) == -1)
+		if (lock_proc_starttime(0, &lock_self_start, NULL) == -1)
 			lock_self_start = 0;
 		lock_self_pid = lk->pid;
 	}

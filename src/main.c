@@ -10,9 +10,12 @@
 #include "config.h"
 
 #include <sys/types.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <errno.h>
 #include <getopt.h>
+#include <sched.h>
 #include <grp.h>
 #include <limits.h>
 #include <pwd.h>
@@ -29,12 +32,14 @@
 
 #include "auth.h"
 #include "conf.h"
+#include "connlimit.h"
 #include "inetd.h"
 #include "listener.h"
 #include "lock.h"
 #include "log.h"
 #include "maildir.h"
 #include "params.h"
+#include "penalty.h"
 #include "session.h"
 #include "scram.h"
 #include "tls.h"
@@ -53,6 +58,17 @@ static int			 main_stopping;
 static int			 main_inetd;
 static int			 main_debug;
 static struct event		*main_inetd_ev;
+
+/* Worker processes (workers > 1) and their supervisor. */
+#define MAIN_WORKERS_MAX	256
+#define MAIN_STOP_WAIT_SEC	60	/* then SIGKILL (UPDATE takes less) */
+static int			 main_supervised;	/* in a worker, or
+							   the supervisor */
+static pid_t			 main_super_pid;
+static sigset_t			 main_oldmask;
+static pid_t			 main_pids[MAIN_WORKERS_MAX];
+static time_t			 main_spawned[MAIN_WORKERS_MAX];
+static time_t			 main_respawn_at[MAIN_WORKERS_MAX];
 
 static void	main_refresh_interval(const struct config *, struct timeval *);
 
@@ -469,6 +485,263 @@ main_lock_refresh_cb(evutil_socket_t fd, short ev, void *arg)
 		worker_submit(main_lock_refresh_run, NULL, NULL);
 }
 
+/* One event loop: this process serves sessions until SIGTERM (worker w of
+ * a supervised daemon, or the only one). */
+static int
+main_serve(struct passwd_db *db, unsigned int w)
+{
+	struct event *ev_term, *ev_int, *ev_hup;
+	struct timeval refresh;
+
+	if ((main_base = event_base_new()) == NULL)
+		fatalx("event_base_new failed");
+	if (!main_inetd && listener_attach(main_base) == -1)
+		return 1;
+	connlimit_set_worker(w);
+	session_set_worker(w);
+	lock_init(main_cfg->lock_stale_timeout);
+	session_init(main_base, main_cfg, db);
+	if (worker_init(main_base, 0) == -1)
+		fatalx("cannot start worker threads");
+
+	ev_term = evsignal_new(main_base, SIGTERM, main_sigterm_cb, NULL);
+	ev_int = evsignal_new(main_base, SIGINT, main_sigterm_cb, NULL);
+	ev_hup = evsignal_new(main_base, SIGHUP, main_sighup_cb, NULL);
+	main_stop_ev = evtimer_new(main_base, main_stop_check_cb, NULL);
+	main_refresh_ev = event_new(main_base, -1, EV_PERSIST,
+	    main_lock_refresh_cb, NULL);
+	if (ev_term == NULL || ev_int == NULL || ev_hup == NULL ||
+	    main_stop_ev == NULL || main_refresh_ev == NULL)
+		fatalx("cannot create events");
+	evsignal_add(ev_term, NULL);
+	evsignal_add(ev_int, NULL);
+	evsignal_add(ev_hup, NULL);
+	/* A worker starts with the supervisor's signals blocked, so that
+	 * none is lost or fatal before the loop can take it. */
+	if (main_supervised)
+		sigprocmask(SIG_SETMASK, &main_oldmask, NULL);
+	main_refresh_interval(main_cfg, &refresh);
+	event_add(main_refresh_ev, &refresh);
+
+	if (main_inetd) {
+		struct timeval tick = { 0, 50000 };
+
+		if (inetd_start(main_base) == -1)
+			fatalx("inetd mode: cannot start the session");
+		main_inetd_ev = event_new(main_base, -1, EV_PERSIST,
+		    main_inetd_check_cb, NULL);
+		event_add(main_inetd_ev, &tick);
+	} else {
+		listener_enable();
+		if (!main_supervised)
+			log_info("evpop3d %s started", PACKAGE_VERSION);
+	}
+	event_base_dispatch(main_base);
+
+	/* Finish jobs already queued (an UPDATE in progress completes). */
+	worker_shutdown();
+	session_shutdown_all();		/* those that were waiting on a job */
+	listener_shutdown();
+	event_free(ev_term);
+	event_free(ev_int);
+	event_free(ev_hup);
+	event_free(main_stop_ev);
+	event_free(main_refresh_ev);
+	if (main_inetd_ev != NULL)
+		event_free(main_inetd_ev);
+	if (main_cfg->pid_file != NULL && !main_inetd && !main_supervised)
+		unlink(main_cfg->pid_file);	/* may fail once unprivileged */
+	session_set_passwd(NULL);
+	tls_shutdown();
+	conf_free(main_cfg);
+	connlimit_free();
+	event_base_free(main_base);
+	if (!main_inetd && !main_supervised)
+		log_info("evpop3d stopped");
+	return 0;
+}
+
+/* workers auto: the CPUs this process may run on. */
+static unsigned int
+main_nworkers(const struct config *cfg)
+{
+	cpu_set_t set;
+	int n = 0;
+
+	if (cfg->workers > 0)
+		return cfg->workers;
+	if (sched_getaffinity(0, sizeof(set), &set) == 0)
+		n = CPU_COUNT(&set);
+	if (n <= 0)
+		n = (int)sysconf(_SC_NPROCESSORS_ONLN);
+	if (n <= 0)
+		n = 1;
+	return n > MAIN_WORKERS_MAX ? MAIN_WORKERS_MAX : (unsigned int)n;
+}
+
+/* Start worker process w; it dies with the supervisor. */
+static void
+main_spawn(struct passwd_db *db, unsigned int w)
+{
+	pid_t pid;
+
+	if ((pid = fork()) == -1) {
+		log_warn("worker %u: fork", w);
+		main_respawn_at[w] = time(NULL) + 1;
+		return;
+	}
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (getppid() != main_super_pid)
+			_exit(0);	/* the supervisor is already gone */
+		exit(main_serve(db, w));
+	}
+	main_pids[w] = pid;
+	main_spawned[w] = time(NULL);
+	main_respawn_at[w] = 0;
+}
+
+/* SIGHUP in the supervisor: workers reload themselves (and log); the
+ * supervisor reloads too, quietly, so that a worker it starts later
+ * begins with what is current. */
+static void
+main_supervisor_reload(struct passwd_db **dbp, unsigned int nworkers)
+{
+	struct config *cfg;
+	struct passwd_db *db;
+	char err[1024], warn[512];
+
+	if ((cfg = conf_load(main_cfg->path, 1, err, sizeof(err), warn,
+	    sizeof(warn))) == NULL)
+		return;
+	if ((db = auth_db_load(cfg->passwd_file, err, sizeof(err))) == NULL) {
+		conf_free(cfg);
+		return;
+	}
+	if (cfg->tls_cert != NULL)
+		tls_load(cfg->tls_cert, cfg->tls_key, err, sizeof(err));
+	if (main_nworkers(cfg) != nworkers)
+		log_warnx("reload: workers changes take effect at the next "
+		    "restart");
+	auth_db_free(*dbp);
+	*dbp = db;
+	conf_free(main_cfg);
+	main_cfg = cfg;
+}
+
+/* Why a worker ended, for the log. */
+static void
+main_describe_exit(int st, char *buf, size_t len)
+{
+	if (WIFEXITED(st))
+		snprintf(buf, len, "exited with status %d", WEXITSTATUS(st));
+	else if (WIFSIGNALED(st))
+		snprintf(buf, len, "killed by signal %d", WTERMSIG(st));
+	else
+		snprintf(buf, len, "ended (status %#x)", st);
+}
+
+/*
+ * The supervisor of nworkers worker processes (workers > 1): it serves no
+ * session itself.  It passes SIGHUP and SIGTERM on, starts a new worker
+ * when one dies (taking back the dead one's connection counts; its lock
+ * files name a dead pid and are broken at once), and exits once every
+ * worker has stopped: 0 if all of them stopped cleanly.
+ */
+static int
+main_supervise(struct passwd_db *db, unsigned int nworkers)
+{
+	sigset_t set;
+	siginfo_t si;
+	struct timespec ts;
+	char why[64];
+	int sig, st, rc = 0, stopping = 0, alive;
+	time_t now, stop_at = 0;
+	unsigned int w;
+	pid_t pid;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigprocmask(SIG_BLOCK, &set, &main_oldmask);
+	main_supervised = 1;
+	main_super_pid = getpid();
+	for (w = 0; w < nworkers; w++)
+		main_spawn(db, w);
+	log_info("evpop3d %s started, %u worker processes", PACKAGE_VERSION,
+	    nworkers);
+	for (;;) {
+		ts.tv_sec = 1;
+		ts.tv_nsec = 0;
+		sig = sigtimedwait(&set, &si, &ts);
+		now = time(NULL);
+		if ((sig == SIGTERM || sig == SIGINT) && !stopping) {
+			stopping = 1;
+			stop_at = now;
+			log_info("signal %d: stopping %u worker processes",
+			    sig, nworkers);
+			for (w = 0; w < nworkers; w++)
+				if (main_pids[w] > 0)
+					kill(main_pids[w], SIGTERM);
+		} else if (sig == SIGHUP && !stopping) {
+			for (w = 0; w < nworkers; w++)
+				if (main_pids[w] > 0)
+					kill(main_pids[w], SIGHUP);
+			main_supervisor_reload(&db, nworkers);
+		}
+		while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+			for (w = 0; w < nworkers && main_pids[w] != pid; w++)
+				;
+			if (w == nworkers)
+				continue;
+			main_pids[w] = 0;
+			connlimit_reset_worker(w);
+			main_describe_exit(st, why, sizeof(why));
+			if (stopping) {
+				if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+					rc = 1;
+					log_warnx("worker %u (pid %ld) %s", w,
+					    (long)pid, why);
+				}
+				continue;
+			}
+			log_warnx("worker %u (pid %ld) %s; starting another",
+			    w, (long)pid, why);
+			/* One that dies at once waits a second: no fork
+			 * storm when something is broken for good. */
+			main_respawn_at[w] = now - main_spawned[w] < 1 ?
+			    now + 1 : now;
+		}
+		alive = 0;
+		for (w = 0; w < nworkers; w++) {
+			if (main_pids[w] == 0 && !stopping &&
+			    main_respawn_at[w] <= now)
+				main_spawn(db, w);
+			if (main_pids[w] > 0)
+				alive++;
+		}
+		if (stopping && alive == 0)
+			break;
+		if (stopping && now - stop_at > MAIN_STOP_WAIT_SEC) {
+			for (w = 0; w < nworkers; w++)
+				if (main_pids[w] > 0)
+					kill(main_pids[w], SIGKILL);
+			rc = 1;
+		}
+	}
+	listener_shutdown();
+	connlimit_free();
+	if (main_cfg->pid_file != NULL)
+		unlink(main_cfg->pid_file);	/* may fail once unprivileged */
+	auth_db_free(db);
+	tls_shutdown();
+	conf_free(main_cfg);
+	log_info("evpop3d stopped");
+	return rc;
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -484,8 +757,7 @@ main(int argc, char *argv[])
 	int ch, foreground = 0, test = 0, nfds, trash = 0;
 	char err[1024], warn[512];
 	struct passwd_db *db;
-	struct event *ev_term, *ev_int, *ev_hup;
-	struct timeval refresh;
+	unsigned int nworkers;
 
 	while ((ch = getopt_long(argc, argv, "c:dFitV", longopts,
 	    NULL)) != -1) {
@@ -572,22 +844,17 @@ main(int argc, char *argv[])
 	 * -F may write logs there. */
 	log_init(foreground, main_debug || main_cfg->log_debug);
 	signal(SIGPIPE, SIG_IGN);
-	if (evthread_use_pthreads() == -1)
-		fatalx("evthread_use_pthreads failed");
-	if ((main_base = event_base_new()) == NULL)
-		fatalx("event_base_new failed");
 	main_raise_nofile(main_cfg);
 	nfds = main_inetd ? 0 : main_listen_fds();
 	if (main_inetd)
 		;	/* no listeners: one connection on stdin/stdout */
 	else if (nfds > 0) {
-		if (listener_init_fds(main_base, nfds,
-		    getenv("LISTEN_FDNAMES")) == -1)
+		if (listener_adopt_fds(nfds, getenv("LISTEN_FDNAMES")) == -1)
 			return 1;
 		unsetenv("LISTEN_PID");
 		unsetenv("LISTEN_FDS");
 		unsetenv("LISTEN_FDNAMES");
-	} else if (listener_init(main_base, main_cfg) == -1)
+	} else if (listener_bind(main_cfg) == -1)
 		return 1;
 	if (!foreground && !main_inetd && nfds == 0) {
 		if (daemon(0, 0) == -1)
@@ -596,59 +863,15 @@ main(int argc, char *argv[])
 			main_write_pid_file(main_cfg->pid_file);
 	}
 	main_drop_privileges(main_cfg);
-
-	lock_init(main_cfg->lock_stale_timeout);
-	session_init(main_base, main_cfg, db);
-	if (worker_init(main_base, 0) == -1)
-		fatalx("cannot start worker threads");
-
-	ev_term = evsignal_new(main_base, SIGTERM, main_sigterm_cb, NULL);
-	ev_int = evsignal_new(main_base, SIGINT, main_sigterm_cb, NULL);
-	ev_hup = evsignal_new(main_base, SIGHUP, main_sighup_cb, NULL);
-	main_stop_ev = evtimer_new(main_base, main_stop_check_cb, NULL);
-	main_refresh_ev = event_new(main_base, -1, EV_PERSIST,
-	    main_lock_refresh_cb, NULL);
-	if (ev_term == NULL || ev_int == NULL || ev_hup == NULL ||
-	    main_stop_ev == NULL || main_refresh_ev == NULL)
-		fatalx("cannot create events");
-	evsignal_add(ev_term, NULL);
-	evsignal_add(ev_int, NULL);
-	evsignal_add(ev_hup, NULL);
-	main_refresh_interval(main_cfg, &refresh);
-	event_add(main_refresh_ev, &refresh);
-
-	if (main_inetd) {
-		struct timeval tick = { 0, 50000 };
-
-		if (inetd_start(main_base) == -1)
-			fatalx("inetd mode: cannot start the session");
-		main_inetd_ev = event_new(main_base, -1, EV_PERSIST,
-		    main_inetd_check_cb, NULL);
-		event_add(main_inetd_ev, &tick);
-	} else {
-		listener_enable();
-		log_info("evpop3d %s started", PACKAGE_VERSION);
-	}
-	event_base_dispatch(main_base);
-
-	/* Finish jobs already queued (an UPDATE in progress completes). */
-	worker_shutdown();
-	session_shutdown_all();		/* those that were waiting on a job */
-	listener_shutdown();
-	event_free(ev_term);
-	event_free(ev_int);
-	event_free(ev_hup);
-	event_free(main_stop_ev);
-	event_free(main_refresh_ev);
-	if (main_inetd_ev != NULL)
-		event_free(main_inetd_ev);
-	if (main_cfg->pid_file != NULL && !main_inetd)
-		unlink(main_cfg->pid_file);	/* may fail once unprivileged */
-	session_set_passwd(NULL);
-	tls_shutdown();
-	conf_free(main_cfg);
-	event_base_free(main_base);
-	if (!main_inetd)
-		log_info("evpop3d stopped");
-	return 0;
+	if (evthread_use_pthreads() == -1)
+		fatalx("evthread_use_pthreads failed");
+	if (main_inetd)
+		return main_serve(db, 0);
+	nworkers = main_nworkers(main_cfg);
+	if (connlimit_init(nworkers, main_cfg->max_connections) == -1 ||
+	    (nworkers > 1 && penalty_share() == -1))
+		fatal("shared memory");
+	if (nworkers == 1)
+		return main_serve(db, 0);
+	return main_supervise(db, nworkers);
 }

@@ -9,7 +9,10 @@
 #include "config.h"
 
 #include <sys/types.h>
+#include <sys/mman.h>
 #include <netinet/in.h>
+#include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -23,7 +26,54 @@ struct penalty_entry {
 	time_t		 last;
 };
 
-static struct penalty_entry penalty_table[PENALTY_SLOTS];
+/* Private until penalty_share() moves the table into memory shared with
+ * the worker processes, so failures count wherever they happened. */
+static struct penalty_entry penalty_local[PENALTY_SLOTS];
+static struct penalty_entry *penalty_table = penalty_local;
+static pthread_mutex_t	*penalty_mtx;
+
+static void
+penalty_lock(void)
+{
+	if (penalty_mtx != NULL &&
+	    pthread_mutex_lock(penalty_mtx) == EOWNERDEAD)
+		pthread_mutex_consistent(penalty_mtx);
+}
+
+static void
+penalty_unlock(void)
+{
+	if (penalty_mtx != NULL)
+		pthread_mutex_unlock(penalty_mtx);
+}
+
+int
+penalty_share(void)
+{
+	pthread_mutexattr_t ma;
+	void *p;
+
+	if (penalty_mtx != NULL)
+		return 0;
+	p = mmap(NULL, sizeof(pthread_mutex_t) * 2 + sizeof(penalty_local),
+	    PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return -1;
+	if (pthread_mutexattr_init(&ma) != 0 ||
+	    pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED) != 0 ||
+	    pthread_mutexattr_setrobust(&ma, PTHREAD_MUTEX_ROBUST) != 0 ||
+	    pthread_mutex_init(p, &ma) != 0) {
+		munmap(p, sizeof(pthread_mutex_t) * 2 + sizeof(penalty_local));
+		errno = ENOMEM;
+		return -1;
+	}
+	pthread_mutexattr_destroy(&ma);
+	penalty_table = (struct penalty_entry *)(void *)((char *)p +
+	    sizeof(pthread_mutex_t) * 2);
+	memcpy(penalty_table, penalty_local, sizeof(penalty_local));
+	penalty_mtx = p;
+	return 0;
+}
 
 /* The part of the address that names one client. */
 static int
@@ -82,13 +132,17 @@ penalty_find(const struct sockaddr *sa, time_t now)
 unsigned int
 penalty_delay_ms(const struct sockaddr *sa, unsigned int base, time_t now)
 {
-	struct penalty_entry *e = penalty_find(sa, now);
+	struct penalty_entry *e;
 	unsigned long long d = base;
-	unsigned int n;
+	unsigned int n, fails = 0;
 
-	if (e == NULL || base == 0)
+	penalty_lock();
+	if ((e = penalty_find(sa, now)) != NULL)
+		fails = e->fails;
+	penalty_unlock();
+	if (fails == 0 || base == 0)
 		return base;
-	for (n = e->fails; n > 0 && d < PENALTY_MAX_MS; n--)
+	for (n = fails; n > 0 && d < PENALTY_MAX_MS; n--)
 		d *= 2;
 	if (d > PENALTY_MAX_MS)
 		d = base > PENALTY_MAX_MS ? base : PENALTY_MAX_MS;
@@ -104,6 +158,7 @@ penalty_fail(const struct sockaddr *sa, time_t now)
 
 	if (penalty_key(sa, key, &family) == -1)
 		return;
+	penalty_lock();
 	e = penalty_slot(key, family);
 	if (e->family != family || memcmp(e->key, key, 8) != 0 ||
 	    now - e->last > PENALTY_FORGET_SEC) {
@@ -114,6 +169,7 @@ penalty_fail(const struct sockaddr *sa, time_t now)
 	if (e->fails < 64)
 		e->fails++;
 	e->last = now;
+	penalty_unlock();
 }
 
 void
@@ -125,13 +181,17 @@ penalty_clear(const struct sockaddr *sa)
 
 	if (penalty_key(sa, key, &family) == -1)
 		return;
+	penalty_lock();
 	e = penalty_slot(key, family);
 	if (e->family == family && memcmp(e->key, key, 8) == 0)
 		memset(e, 0, sizeof(*e));
+	penalty_unlock();
 }
 
 void
 penalty_reset(void)
 {
-	memset(penalty_table, 0, sizeof(penalty_table));
+	penalty_lock();
+	memset(penalty_table, 0, sizeof(penalty_local));
+	penalty_unlock();
 }

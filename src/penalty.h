@@ -25,4 +25,8 @@ void	penalty_clear(const struct sockaddr *sa);
 /* Forget everything (tests). */
 void	penalty_reset(void);
 
+/* Move the table into shared memory (before forking worker processes)
+ * so every worker sees every failure.  Returns 0 or -1. */
+int	penalty_share(void);
+
 #endif /* EVPOP3D_PENALTY_H */

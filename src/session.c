@@ -34,6 +34,7 @@
 #include "auth.h"
 #include "cmd.h"
 #include "conf.h"
+#include "connlimit.h"
 #include "lock.h"
 #include "log.h"
 #include "maildir.h"
@@ -249,7 +250,7 @@ session_setup_bev(struct session *s)
 /* Accept a connection: wrap the socket, then start the session. */
 int
 session_accept(int fd, const struct sockaddr *sa, socklen_t salen, int tls,
-    int stls, int proxy)
+    int stls, int proxy, int counted)
 {
 	struct bufferevent *bev;
 	struct session *s;
@@ -269,6 +270,8 @@ session_accept(int fd, const struct sockaddr *sa, socklen_t salen, int tls,
 		s = TAILQ_LAST(&session_all, session_list);
 		if (tls)
 			s->flags |= SF_TLS_LATER;
+		if (counted)
+			s->flags |= SF_COUNTED;
 		return 0;
 	}
 	if (tls)
@@ -281,7 +284,17 @@ session_accept(int fd, const struct sockaddr *sa, socklen_t salen, int tls,
 		close(fd);
 		return -1;
 	}
-	return session_start(bev, sa, salen, tls, stls);
+	if (session_start(bev, sa, salen, tls, stls) == -1)
+		return -1;
+	if (counted)
+		TAILQ_LAST(&session_all, session_list)->flags |= SF_COUNTED;
+	return 0;
+}
+
+void
+session_set_worker(unsigned int w)
+{
+	session_next_id = (uint64_t)(w & 0xffff) << 48;
 }
 
 /* Make the session around a connected bufferevent, send the greeting. */
@@ -376,6 +389,14 @@ session_proxy_header(struct session *s)
 	}
 	evbuffer_drain(in, used);
 	if (!info.local) {
+		unsigned int n;
+
+		if (s->flags & SF_COUNTED)
+			n = connlimit_move((struct sockaddr *)&s->peer_ss,
+			    (struct sockaddr *)&info.src);
+		else
+			n = session_count_peer((struct sockaddr *)&info.src,
+			    session_same_addr) + 1;
 		snprintf(s->proxy, sizeof(s->proxy), "%s", s->peer);
 		memcpy(&s->peer_ss, &info.src, info.srclen);
 		session_format_peer(s, (struct sockaddr *)&info.src);
@@ -384,8 +405,7 @@ session_proxy_header(struct session *s)
 			s->flags |= SF_LOOPBACK;
 		s->flags |= SF_PROXIED;
 		if (cfg->max_connections_per_ip > 0 &&
-		    session_count_peer((struct sockaddr *)&info.src,
-		    session_same_addr) > cfg->max_connections_per_ip) {
+		    n > cfg->max_connections_per_ip) {
 			log_warnx("session=%016llx peer=%s via=%s: "
 			    "max_connections_per_ip %u reached, refusing",
 			    (unsigned long long)s->id, s->peer, s->proxy,
@@ -1087,6 +1107,8 @@ session_free(struct session *s)
 	s->pending_reply = NULL;
 	TAILQ_REMOVE(&session_all, s, entry);
 	session_n--;
+	if (s->flags & SF_COUNTED)
+		connlimit_del((struct sockaddr *)&s->peer_ss);
 	event_free(s->timer);
 	event_free(s->login_ev);
 	event_free(s->resume_ev);

@@ -44,6 +44,7 @@ enum session_state {
 #define SF_PROXIED	0x0100	/* peer comes from a PROXY header */
 #define SF_STARTED	0x0200	/* a line has been parsed */
 #define SF_UTF8		0x0400	/* RFC 6856 UTF8 command given */
+#define SF_COUNTED	0x0800	/* in connlimit's shared counts */
 
 /* Why a session ended, for the summary log line. */
 #define END_QUIT	"quit"
@@ -109,10 +110,15 @@ struct event_base *session_base(void);
 
 /* A new connection accepted on a listener (tls: implicit TLS; stls: STLS
  * may be offered; proxy: a PROXY protocol header comes first, from a
- * proxy_protocol_from address).  Takes ownership of fd.  Returns 0 or -1
- * (fd closed). */
+ * proxy_protocol_from address; counted: connlimit_add counted it, and the
+ * session takes that count over).  Takes ownership of fd.  Returns 0 or -1
+ * (fd closed, the count left to the caller). */
 int	session_accept(int fd, const struct sockaddr *, socklen_t, int tls,
-	    int stls, int proxy);
+	    int stls, int proxy, int counted);
+
+/* Worker process w: session ids carry w in their top 16 bits, so the ids
+ * in the log stay unique across workers. */
+void	session_set_worker(unsigned int w);
 
 /* The same over an already connected bufferevent (owned from here on;
  * freed on failure): inetd mode, tests and fuzzing use it directly. */

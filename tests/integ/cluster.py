@@ -230,8 +230,11 @@ def start_node(c, extra=(), plaintext="yes", tls_port=None):
     """An evpop3d node (base.Daemon) with proxy_protocol_from 127.0.0.1;
     like Case.start but with allow_plaintext chosen."""
     port = free_port()
+    # One process per node: each node stands for a host, and the tests
+    # name nodes by the pid in the greeting and the lock file (worker
+    # processes within one daemon are covered by run.py's workers tests).
     lines = ["proxy_protocol_from 127.0.0.1",
-             "lock_stale_timeout %d" % STALE]
+             "lock_stale_timeout %d" % STALE, "workers 1"]
     if tls_port:
         cert, key = Cert.paths()
         for p in (cert, key):

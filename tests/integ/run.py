@@ -918,6 +918,157 @@ def t_disconnects(c):
     eq(d.stop(), 0, "exit status after SIGTERM")
 
 
+def conn_retry(port, within=3.0):
+    """A connection with its +OK greeting, retrying while the server still
+    counts connections that the client has already closed."""
+    deadline = time.monotonic() + within * SLOW
+    while True:
+        cn = Conn(port, greeting=False)
+        first = cn.rawline()
+        if first.startswith(b"+OK"):
+            cn.greeting = first.decode("ascii", "replace").rstrip("\r\n")
+            return cn
+        cn.close()
+        check(time.monotonic() < deadline, "connection refused: %s"
+              % short(first))
+        time.sleep(0.05)
+
+
+def greeting_pid(conn):
+    m = re.search(r"<(\d+)\.", conn.greeting)
+    check(m is not None, "no <PID.…> in the greeting %s" % short(conn.greeting))
+    return int(m.group(1))
+
+
+def workers_of(d, n, timeout=5.0):
+    """The daemon's n worker processes (its children), once all are up."""
+    deadline = time.monotonic() + timeout * SLOW
+    while True:
+        kids = descendants(d.pid)[1:]
+        if len(kids) == n or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    eq(len(kids), n, "worker processes of the daemon")
+    return kids
+
+
+@test()
+def t_workers(c):
+    """workers 3: three processes share the listener; the lock, the
+    connection limits and the failure penalty hold across them; SIGHUP
+    reaches each; SIGTERM stops all with status 0."""
+    c.add_user("wanda", "wanda-pw", msgs=three("wk"))
+    for i in range(12):
+        c.add_user("wu%d" % i, "wu-pw", msgs=three("wu%d" % i))
+    d = c.start(extra=["workers 3", "max_connections 14",
+                       "max_connections_per_ip 14"])
+    kids = workers_of(d, 3)
+    # Concurrent sessions land on more than one worker ...
+    conns, pids = [], set()
+    for i in range(12):
+        cn = Conn(d.port)
+        cn.login("wu%d" % i, "wu-pw")
+        pids.add(greeting_pid(cn))
+        conns.append(cn)
+    check(pids <= set(kids), "greeting pids %s are not the workers %s"
+          % (sorted(pids), kids))
+    check(len(pids) >= 2, "12 concurrent sessions all on one worker %s"
+          % sorted(pids))
+    # ... and the lock holds across them: the mailbox of a session on
+    # one worker is [IN-USE] on every worker.
+    a = Conn(d.port)
+    a.login("wanda", "wanda-pw")
+    seen = set()
+    for _ in range(8):
+        cn = conn_retry(d.port)
+        seen.add(greeting_pid(cn))
+        cn.ok("USER wanda")
+        cn.err("PASS wanda-pw", "IN-USE")
+        cn.close()
+    # max_connections 14 counts the whole daemon: 12 + wanda + 1 more
+    # (once the 8 closed connections are gone on the server side).
+    x = conn_retry(d.port)
+    y = Conn(d.port, greeting=False)
+    got, _ = y.expect_closed()
+    check(got.startswith(b"-ERR [SYS/TEMP]"), "15th connection with "
+          "max_connections 14 over 3 workers: %s" % short(got))
+    x.close()
+    for cn in conns:
+        cn.quit()
+    a.quit()
+    # Every slot is free again (counts are taken back when sessions end).
+    deadline = time.monotonic() + 3 * SLOW
+    held = []
+    while len(held) < 14:
+        cn = Conn(d.port, greeting=False)
+        first = cn.rawline()
+        if first.startswith(b"+OK"):
+            held.append(cn)
+            continue
+        cn.close()
+        check(time.monotonic() < deadline, "only %d of 14 connections "
+              "accepted after all sessions ended: %s" % (len(held),
+                                                         short(first)))
+        time.sleep(0.05)
+    for cn in held:
+        cn.close()
+    d.send_signal(signal.SIGHUP)
+    for k in kids:
+        d.log_lines("[%d]" % k, "reload: configuration")
+    eq(d.stop(), 0, "exit status after SIGTERM")
+    for k in kids:
+        check(not os.path.exists("/proc/%d/stat" % k) or
+              proc_status(k).get("State", "").startswith("Z"),
+              "worker %d still running after SIGTERM" % k)
+
+
+@test()
+def t_workers_crash(c):
+    """A worker killed with SIGKILL: its sessions' marks are not applied,
+    the supervisor starts another, the dead worker's lock is broken at
+    once and its connection counts are taken back."""
+    msgs = three("wc")
+    c.add_user("wes", "wes-pw", msgs=msgs)
+    d = c.start(extra=["workers 2", "max_connections 3"])
+    kids = workers_of(d, 2)
+    a = Conn(d.port)
+    a.login("wes", "wes-pw")
+    a.ok("DELE 1")
+    a.ok("DELE 2")
+    b = Conn(d.port)
+    victim = greeting_pid(a)
+    check(victim in kids, "session on a worker %d of %s" % (victim, kids))
+    os.kill(victim, signal.SIGKILL)
+    a.expect_closed()
+    new = []
+    deadline = time.monotonic() + 5 * SLOW
+    while time.monotonic() < deadline:
+        new = descendants(d.pid)[1:]
+        if len(new) == 2 and victim not in new:
+            break
+        time.sleep(0.05)
+    check(len(new) == 2 and victim not in new, "workers after the kill: %s "
+          "(killed %d)" % (new, victim))
+    d.log_lines("worker", "pid %d) killed by signal 9" % victim)
+    eq(sorted(c.disk("wes")), sorted(base_of(m) for m in msgs),
+       "messages on disk after the worker died with DELE marks")
+    # The dead worker's slots are free again: with b (if it was on the
+    # other worker) and e, fill max_connections 3; one more is refused.
+    e = login_soon(d.port, "wes", "wes-pw")
+    eq(e.stat()[0], 3, "STAT after the crash")
+    held = [conn_retry(d.port)
+            for _ in range(3 - 1 - (greeting_pid(b) != victim))]
+    g = Conn(d.port, greeting=False)
+    got, _ = g.expect_closed()
+    check(got.startswith(b"-ERR [SYS/TEMP]"), "4th connection with "
+          "max_connections 3: %s" % short(got))
+    for f in held:
+        f.close()
+    e.quit()
+    b.close()
+    eq(d.stop(), 0, "exit status after SIGTERM")
+
+
 @test()
 def t_sigkill_stale_lock(c):
     msgs = three("sk")

@@ -4,9 +4,12 @@
  */
 #include "config.h"
 
+#include <sys/types.h>
+#include <sys/wait.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <CUnit/CUnit.h>
 
@@ -81,6 +84,29 @@ test_penalty_ipv6_prefix_and_mapped(void)
 	CU_ASSERT_EQUAL(penalty_delay_ms((struct sockaddr *)&m, 50, t), 100);
 }
 
+/* After penalty_share (before the workers fork), a failure in one worker
+ * process lengthens the delay in every other. */
+static void
+test_penalty_shared_across_processes(void)
+{
+	struct sockaddr_in a = tp_v4("203.0.113.9");
+	time_t t = 3000000;
+	pid_t pid;
+	int st;
+
+	CU_ASSERT_EQUAL_FATAL(penalty_share(), 0);
+	penalty_reset();
+	if ((pid = fork()) == 0) {
+		penalty_fail((struct sockaddr *)&a, t);
+		penalty_fail((struct sockaddr *)&a, t);
+		_exit(0);
+	}
+	CU_ASSERT_FATAL(pid > 0);
+	CU_ASSERT_EQUAL(waitpid(pid, &st, 0), pid);
+	CU_ASSERT_EQUAL(penalty_delay_ms((struct sockaddr *)&a, 100, t), 400);
+	penalty_reset();
+}
+
 void
 test_penalty_register(void)
 {
@@ -89,4 +115,6 @@ test_penalty_register(void)
 	CU_add_test(s, "doubles, caps, forgets, clears",
 	    test_penalty_doubles_and_caps);
 	CU_add_test(s, "IPv6 /64 and v4-mapped", test_penalty_ipv6_prefix_and_mapped);
+	CU_add_test(s, "shared across processes",
+	    test_penalty_shared_across_processes);
 }
