@@ -34,6 +34,7 @@
 #include "auth.h"
 #include "conf.h"
 #include "connlimit.h"
+#include "control.h"
 #include "inetd.h"
 #include "listener.h"
 #include "lock.h"
@@ -73,6 +74,7 @@ static time_t			 main_spawned[MAIN_WORKERS_MAX];
 static time_t			 main_respawn_at[MAIN_WORKERS_MAX];
 
 static void	main_refresh_interval(const struct config *, struct timeval *);
+static unsigned int main_nworkers(const struct config *);
 
 static void
 main_usage(void)
@@ -80,7 +82,8 @@ main_usage(void)
 	fprintf(stderr, "usage: evpop3d [-dFitV] [-c file]\n"
 	    "       evpop3d --hash-password | --hash-scram < password\n"
 	    "       evpop3d [-c file] --trash-list user\n"
-	    "       evpop3d [-c file] --trash-restore user [base-name]\n");
+	    "       evpop3d [-c file] --trash-restore user [base-name]\n"
+	    "       evpop3d [-c file] --sessions | --kick session-id\n");
 	exit(1);
 }
 
@@ -188,6 +191,67 @@ main_trash(const struct config *cfg, const struct passwd_db *db, int restore,
 		printf("%ld message%s restored to %s/cur\n", n,
 		    n == 1 ? "" : "s", dir);
 	return 0;
+}
+
+/*
+ * --sessions / --kick: ask every worker of the running daemon (the one
+ * reading this configuration file) over its control socket.  --sessions
+ * prints one line per session; --kick succeeds where one worker had it.
+ */
+static int
+main_admin(const struct config *cfg, const char *req)
+{
+	unsigned int w, n = main_nworkers(cfg), reached = 0, count = 0;
+	int r, list = strcmp(req, "LIST") == 0, kicked = 0, denied = 0;
+	char *buf, *line, *next;
+	size_t len;
+	FILE *m;
+
+	for (w = 0; w < n; w++) {
+		buf = NULL;
+		len = 0;
+		if ((m = open_memstream(&buf, &len)) == NULL)
+			return 1;
+		r = control_request(cfg->path, w, req, m);
+		fclose(m);
+		if (r != -1)
+			reached++;
+		else if (errno == EACCES)
+			denied = 1;
+		for (line = buf; line != NULL && *line != '\0'; line = next) {
+			if ((next = strchr(line, '\n')) != NULL)
+				*next++ = '\0';
+			if (list && strcmp(line, ".") != 0) {
+				printf("%s\n", line);
+				count++;
+			} else if (!list && r == 0) {
+				printf("%s\n", line);
+				kicked = 1;
+			} else if (!list && strstr(line, "no session") == NULL) {
+				fprintf(stderr, "evpop3d: %s\n", line + 5);
+				kicked = -1;
+			}
+		}
+		free(buf);
+	}
+	if (reached == 0 && denied) {
+		fprintf(stderr, "evpop3d: the daemon refused us: run this as "
+		    "root or as the daemon's user\n");
+		return 1;
+	}
+	if (reached == 0) {
+		fprintf(stderr, "evpop3d: no daemon with configuration %s is "
+		    "running (or it runs in another network namespace)\n",
+		    cfg->path);
+		return 1;
+	}
+	if (list) {
+		fprintf(stderr, "%u session%s\n", count, count == 1 ? "" : "s");
+		return 0;
+	}
+	if (kicked == 0)
+		fprintf(stderr, "evpop3d: no such session: %s\n", req + 5);
+	return kicked == 1 ? 0 : 1;
 }
 
 /* Give up root for good: no supplementary groups, then gid, then uid,
@@ -540,6 +604,7 @@ main_serve(struct passwd_db *db, unsigned int w)
 		    main_inetd_check_cb, NULL);
 		event_add(main_inetd_ev, &tick);
 	} else {
+		control_start(main_base, main_cfg->path, w);
 		listener_enable();
 		if (!main_supervised)
 			log_info("evpop3d %s started", PACKAGE_VERSION);
@@ -550,6 +615,7 @@ main_serve(struct passwd_db *db, unsigned int w)
 	worker_shutdown();
 	session_shutdown_all();		/* those that were waiting on a job */
 	listener_shutdown();
+	control_stop();
 	event_free(ev_term);
 	event_free(ev_int);
 	event_free(ev_hup);
@@ -758,6 +824,8 @@ main(int argc, char *argv[])
 		{ "hash-scram", no_argument, NULL, 'S' },
 		{ "trash-list", no_argument, NULL, 'L' },
 		{ "trash-restore", no_argument, NULL, 'R' },
+		{ "sessions", no_argument, NULL, 'A' },
+		{ "kick", required_argument, NULL, 'K' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -766,6 +834,8 @@ main(int argc, char *argv[])
 	char err[1024], warn[512];
 	struct passwd_db *db;
 	unsigned int nworkers;
+	const char *admin = NULL;
+	char kick[64];
 
 	while ((ch = getopt_long(argc, argv, "c:dFitV", longopts,
 	    NULL)) != -1) {
@@ -798,6 +868,13 @@ main(int argc, char *argv[])
 		case 'R':
 			trash = 2;
 			break;
+		case 'A':
+			admin = "LIST";
+			break;
+		case 'K':
+			snprintf(kick, sizeof(kick), "KICK %s", optarg);
+			admin = kick;
+			break;
 		default:
 			main_usage();
 		}
@@ -813,6 +890,11 @@ main(int argc, char *argv[])
 	}
 	if (warn[0] != '\0')
 		fprintf(stderr, "evpop3d: warning: %s\n", warn);
+	if (admin != NULL) {
+		int rc = main_admin(main_cfg, admin);
+		conf_free(main_cfg);
+		return rc;
+	}
 	if ((db = auth_db_load(main_cfg->passwd_file, err,
 	    sizeof(err))) == NULL) {
 		fprintf(stderr, "evpop3d: %s\n", err);

@@ -987,6 +987,73 @@ session_elapsed(const struct session *s)
 	    (now.tv_nsec - s->start.tv_nsec) / 1e9;
 }
 
+void
+session_foreach(void (*fn)(const struct session *, void *), void *arg)
+{
+	struct session *s;
+
+	TAILQ_FOREACH(s, &session_all, entry)
+		if (s->state != ST_CLOSING)
+			fn(s, arg);
+}
+
+/* For the administrator's session list (control.c). */
+void
+session_describe(const struct session *s, char *buf, size_t len)
+{
+	static const struct { int st; const char *name; } states[] = {
+		{ ST_AUTHORIZATION, "authorization" }, { ST_SASL, "sasl" },
+		{ ST_TRANSACTION, "transaction" }, { ST_UPDATE, "update" },
+		{ ST_CLOSING, "closing" }, { ST_PROXY, "proxy" }
+	};
+	const char *state = "?";
+	size_t i, n, marked = 0;
+	double el = session_elapsed(s);
+	time_t since = time(NULL) - (time_t)el;
+	struct tm tm;
+	char when[32];
+
+	for (i = 0; i < sizeof(states) / sizeof(states[0]); i++)
+		if (states[i].st == (int)s->state)
+			state = states[i].name;
+	if (s->mbox != NULL) {
+		n = maildir_count(s->mbox);
+		for (i = 0; i < n; i++)
+			if (maildir_msg(s->mbox, i)->deleted)
+				marked++;
+	}
+	gmtime_r(&since, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	snprintf(buf, len, "session=%016llx user=%s peer=%s%s%s state=%s "
+	    "tls=%s mech=%s since=%s duration=%.1f listed=%zu retr=%llu "
+	    "marked=%zu", (unsigned long long)s->id,
+	    s->mech != NULL || s->have_user ? s->user : "-", s->peer,
+	    s->proxy[0] != '\0' ? " via=" : "", s->proxy, state,
+	    s->flags & SF_TLS ? "yes" : "no", s->mech != NULL ? s->mech : "-",
+	    when, el, s->listed, (unsigned long long)s->retr_msgs, marked);
+}
+
+/* The administrator ends a session: no UPDATE, so its marks are
+ * discarded and its lock released; the client is told why. */
+int
+session_admin_end(uint64_t id)
+{
+	struct session *s;
+
+	TAILQ_FOREACH(s, &session_all, entry) {
+		if (s->id != id || s->state == ST_CLOSING)
+			continue;
+		if (s->state == ST_UPDATE)
+			return 1;
+		if (s->retr == NULL)	/* not inside a message being sent */
+			session_reply(s, "-ERR [SYS/TEMP] Session ended by "
+			    "the administrator.");
+		session_close(s, END_ADMIN);
+		return 0;
+	}
+	return -1;
+}
+
 /* JSON string body: quotes, backslashes and controls escaped. */
 static void
 session_json_str(char *out, size_t outlen, const char *in)

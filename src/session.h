@@ -59,6 +59,7 @@ enum session_state {
 #define END_LOGIN_TIME	"login-timeout"
 #define END_AUTH_FAILS	"auth-failures"
 #define END_PROXY	"proxy-error"
+#define END_ADMIN	"admin"
 
 struct session {
 	uint64_t		 id;
@@ -124,6 +125,18 @@ void	session_set_worker(unsigned int w);
  * freed on failure): inetd mode, tests and fuzzing use it directly. */
 int	session_start(struct bufferevent *, const struct sockaddr *,
 	    socklen_t, int tls, int stls);
+
+/* Call fn for every live session of this process (control LIST). */
+void	session_foreach(void (*fn)(const struct session *, void *),
+	    void *arg);
+
+/* One line of key=value describing s for the administrator. */
+void	session_describe(const struct session *, char *buf, size_t len);
+
+/* The administrator ends session id without UPDATE (marks discarded).
+ * Returns 0, 1 if it is in UPDATE already (it ends by itself), -1 if no
+ * such session lives in this process. */
+int	session_admin_end(uint64_t id);
 
 /* Number of live sessions (for max_connections). */
 unsigned int session_count(void);

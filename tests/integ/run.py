@@ -1070,6 +1070,67 @@ def t_workers_crash(c):
 
 
 @test()
+def t_admin_sessions(c):
+    """evpop3d --sessions lists the live sessions of every worker;
+    --kick ends one without UPDATE (its marks are discarded, the lock is
+    released, the record says reason=admin); others are refused."""
+    msgs = three("ad")
+    c.add_user("ada", "ada-pw", msgs=msgs)
+    c.add_user("abe", "abe-pw", msgs=three("ae"))
+    d = c.start(extra=["workers 2"])
+    workers_of(d, 2)
+    a = Conn(d.port)
+    a.login("ada", "ada-pw")
+    a.ok("DELE 1")
+    a.ok("DELE 2")
+    b = Conn(d.port)
+    b.login("abe", "abe-pw")
+    n = Conn(d.port)                    # not logged in
+    r = c.run_bin(["-c", d.conf, "--sessions"])
+    out = r.stdout.decode()
+    eq(r.returncode, 0, "--sessions exit status (%s)" % short(r.stderr))
+    lines = {}
+    for ln in out.splitlines():
+        kv = dict(f.split("=", 1) for f in ln.split() if "=" in f)
+        lines[kv.get("user")] = kv
+    check({"ada", "abe", "-"} <= set(lines), "--sessions: %s" % short(out))
+    eq(lines["ada"]["state"], "transaction", "state of ada's session")
+    eq(lines["ada"]["marked"], "2", "marks of ada's session")
+    eq(int(lines["ada"]["pid"]), greeting_pid(a), "pid of ada's session")
+    eq(lines["-"]["state"], "authorization", "state of the anonymous one")
+    check(lines["ada"]["peer"].startswith("127.0.0.1:"), "peer %s"
+          % lines["ada"]["peer"])
+    sid = lines["ada"]["session"]
+    r = c.run_bin(["-c", d.conf, "--kick", sid])
+    eq(r.returncode, 0, "--kick exit status (%s)" % short(r.stderr))
+    got, _ = a.expect_closed()
+    check(got.startswith(b"-ERR [SYS/TEMP]"), "kicked client got %s"
+          % short(got))
+    eq(sorted(c.disk("ada")), sorted(base_of(m) for m in msgs),
+       "messages after the kick (marks must be discarded)")
+    d.log_lines("session=%s event=end" % sid, "reason=admin",
+                "discarded=2")
+    login_soon(d.port, "ada", "ada-pw").quit()     # the lock is free
+    r = c.run_bin(["-c", d.conf, "--kick", sid])
+    eq(r.returncode, 1, "--kick of a session that is gone")
+    eq(b.stat()[0], 3, "the other session goes on")
+    b.quit()
+    n.close()
+    if ROOT:
+        r = subprocess.run(["setpriv", "--reuid=daemon", "--regid=daemon",
+                            "--clear-groups", c.bin, "-c", d.conf,
+                            "--sessions"], capture_output=True,
+                           timeout=10 * SLOW)
+        check(r.returncode == 1 and b"refused" in r.stderr,
+              "--sessions as an unrelated user: %d %s"
+              % (r.returncode, short(r.stdout + r.stderr)))
+    d.stop()
+    r = c.run_bin(["-c", d.conf, "--sessions"])
+    check(r.returncode == 1 and b"no daemon" in r.stderr,
+          "--sessions with no daemon: %s" % short(r.stderr))
+
+
+@test()
 def t_sigkill_stale_lock(c):
     msgs = three("sk")
     c.add_user("erin", "erin-pw-5", msgs=msgs)
