@@ -46,8 +46,9 @@ void	msgfmt_init(struct msgfmt *, long long top_lines, int stuff);
 
 /*
  * Encode n input octets.  Writes to out (which must hold MSGFMT_OUT_MAX(n)
- * octets), or only counts if out is NULL.  Returns the number of octets
- * produced; m->octets accumulates it.  After the TOP limit is reached
+ * octets; those past the returned count may be overwritten too), or only
+ * counts if out is NULL.  Returns the number of octets produced;
+ * m->octets accumulates it.  After the TOP limit is reached
  * (msgfmt_done), input is ignored and 0 is returned.
  */
 size_t	msgfmt_feed(struct msgfmt *, const unsigned char *in, size_t n,

@@ -26,7 +26,10 @@
  * stop once it holds the high mark; read the file in chunks of CHUNK. */
 #define RETR_LOWAT		(16 * 1024)
 #define RETR_HIWAT		(64 * 1024)
-#define RETR_CHUNK		(16 * 1024)
+#define RETR_CHUNK		(32 * 1024)
+/* Largest single socket write while streaming: all that can be buffered
+ * (libevent's default, 16 KiB, made one loop turn per 16 KiB). */
+#define RETR_WRITE_MAX		(RETR_HIWAT + 2 * RETR_CHUNK + 8)
 
 /* User names: longer ones are refused before any path is built. */
 #define AUTH_USER_MAX		128

@@ -24,7 +24,7 @@ struct tmf_buf {
 };
 
 /* How to cut the input into msgfmt_feed calls. */
-enum tmf_chunking { TMF_WHOLE, TMF_BYTES, TMF_RANDOM };
+enum tmf_chunking { TMF_WHOLE, TMF_BYTES, TMF_RANDOM, TMF_RANDOM_BIG };
 
 static uint64_t	tmf_rng_state;
 
@@ -115,6 +115,9 @@ tmf_encode(const unsigned char *in, size_t n, long long top, int stuff,
 			break;
 		case TMF_BYTES:
 			chunk = 1;
+			break;
+		case TMF_RANDOM_BIG:
+			chunk = 1 + tmf_rand() % 300;
 			break;
 		default:
 			chunk = 1 + tmf_rand() % 17;
@@ -444,6 +447,69 @@ test_msgfmt_property(void)
 	free(un.p);
 }
 
+/*
+ * Lines of 0-100 octets, mostly letters: the encoder's 16-octet block path
+ * meets line ends, CRs and dots at every offset within a block and chunk
+ * ends inside and right after a block.
+ */
+static size_t
+tmf_long_lines(unsigned char *buf, size_t max)
+{
+	size_t n = 0, len, i;
+
+	while (n < max) {
+		len = tmf_rand() % 101;
+		for (i = 0; i < len && n < max; i++) {
+			switch (tmf_rand() % 40) {
+			case 0:
+				buf[n++] = '\r';
+				break;
+			case 1:
+				buf[n++] = '.';
+				break;
+			default:
+				buf[n++] = 'a' + tmf_rand() % 26;
+				break;
+			}
+		}
+		if (n < max && tmf_rand() % 8 != 0)
+			buf[n++] = '\n';
+		if (n < max && tmf_rand() % 4 == 0)
+			buf[n++] = '.';
+	}
+	return n - tmf_rand() % 20;
+}
+
+static void
+test_msgfmt_long_lines(void)
+{
+	static const long long tops[] = { -1, 0, 4 };
+	unsigned char in[1500];
+	struct tmf_buf ref = { NULL, 0, 0 }, got = { NULL, 0, 0 };
+	size_t n, t;
+	int iter, stuff, how, bad = 0;
+
+	tmf_rng_state = 0x5851f42d4c957f2dULL;
+	for (iter = 0; iter < 400; iter++) {
+		n = tmf_long_lines(in, sizeof(in));
+		for (t = 0; t < sizeof(tops) / sizeof(tops[0]); t++)
+			for (stuff = 0; stuff <= 1; stuff++) {
+				tmf_reference(in, n, tops[t], stuff, &ref);
+				for (how = TMF_WHOLE; how <= TMF_RANDOM_BIG;
+				    how++) {
+					tmf_encode(in, n, tops[t], stuff, how,
+					    &got);
+					if (got.len != ref.len ||
+					    memcmp(got.p, ref.p, ref.len) != 0)
+						bad++;
+				}
+			}
+	}
+	CU_ASSERT_EQUAL(bad, 0);
+	free(ref.p);
+	free(got.p);
+}
+
 /* A large message counted in one call matches a line-by-line count. */
 static void
 test_msgfmt_large(void)
@@ -494,4 +560,5 @@ test_msgfmt_register(void)
 	CU_add_test(s, "chunking equivalence", test_msgfmt_chunking);
 	CU_add_test(s, "stuffing property", test_msgfmt_property);
 	CU_add_test(s, "large message size", test_msgfmt_large);
+	CU_add_test(s, "long lines", test_msgfmt_long_lines);
 }
