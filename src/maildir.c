@@ -628,8 +628,9 @@ maildir_open_index(struct mailbox *mb, int mfd, struct sizecache_index *ix)
 }
 
 /*
- * After a full scan: save its table unless the index already says the
- * same and a new one would not be trusted any better.
+ * After a full scan: save its table, unless the index on disk already
+ * has every size and a new one would not be trusted either (cur/ or new/
+ * changed within the margin: the next login lists them again anyway).
  */
 static void
 maildir_save_index(struct maildir_scan *sc, int mfd, int loaded,
@@ -637,7 +638,7 @@ maildir_save_index(struct maildir_scan *sc, int mfd, int loaded,
     const struct sizecache_stamp *cur, const struct sizecache_stamp *new)
 {
 	struct sizecache_index now;
-	int legacy;
+	int legacy, sizes_known;
 
 	if (w->fd == -1)
 		return;
@@ -648,12 +649,9 @@ maildir_save_index(struct maildir_scan *sc, int mfd, int loaded,
 	now.start_nsec = w->start_nsec;
 	now.complete = sc->skipped == 0;
 	legacy = !loaded && sizecache_count(sc->cache) > 0;
-	if (loaded && sc->misses == 0 && sizecache_unused(sc->cache) == 0 &&
-	    old->n == sc->mb->nmsgs && old->complete == now.complete &&
-	    memcmp(&old->cur, cur, sizeof(*cur)) == 0 &&
-	    memcmp(&old->new, new, sizeof(*new)) == 0 &&
-	    (sizecache_index_trustworthy(old) ||
-	    !sizecache_index_trustworthy(&now))) {
+	sizes_known = loaded && sc->misses == 0 &&
+	    sizecache_unused(sc->cache) == 0 && old->n == sc->mb->nmsgs;
+	if (sizes_known && !sizecache_index_trustworthy(&now)) {
 		sizecache_index_abort(mfd, w);
 		return;
 	}

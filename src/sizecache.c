@@ -450,37 +450,55 @@ sizecache_readv_all(int fd, struct iovec *iov, int iovcnt)
 
 /*
  * One block holds a loaded table: the messages, then the strings (names
- * and stored UIDLs).  A large one is mapped on its own, asking for huge
- * pages and prefaulting it: page faults, one per 4 KiB page otherwise,
- * cost more than everything else a 100,000-message login does.
+ * and stored UIDLs).  All but a small one is mapped on its own and
+ * prefaulted in one call, a big one with huge pages: page faults, one per
+ * 4 KiB page otherwise, cost more than everything else a login does (on
+ * a virtual machine each is a trap into the hypervisor).
  */
-#define SIZECACHE_MAP_MIN	(4UL * 1024 * 1024)
+#define SIZECACHE_MAP_MIN	(64UL * 1024)
+#define SIZECACHE_HUGE_MIN	(4UL * 1024 * 1024)
 #define SIZECACHE_HUGE		(2UL * 1024 * 1024)
+
+/* The length mapped for a block of len octets (0: malloc). */
+static size_t
+sizecache_block_maplen(size_t len)
+{
+	size_t unit;
+
+	if (len < SIZECACHE_MAP_MIN)
+		return 0;
+	unit = len < SIZECACHE_HUGE_MIN ? (size_t)sysconf(_SC_PAGESIZE) :
+	    SIZECACHE_HUGE;
+	return (len + unit - 1) & ~(unit - 1);
+}
 
 static void *
 sizecache_block_alloc(size_t len)
 {
 	char *p, *a;
-	size_t maplen, head;
+	size_t maplen, extra, head;
 
-	if (len < SIZECACHE_MAP_MIN)
+	if ((maplen = sizecache_block_maplen(len)) == 0)
 		return malloc(len);
-	maplen = (len + SIZECACHE_HUGE - 1) & ~(SIZECACHE_HUGE - 1);
-	p = mmap(NULL, maplen + SIZECACHE_HUGE, PROT_READ | PROT_WRITE,
+	/* A huge block is aligned to a huge page: map more, trim. */
+	extra = len < SIZECACHE_HUGE_MIN ? 0 : SIZECACHE_HUGE;
+	p = mmap(NULL, maplen + extra, PROT_READ | PROT_WRITE,
 	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED)
 		return NULL;
-	/* Align to a huge page; give back the rest. */
-	a = (char *)(((uintptr_t)p + SIZECACHE_HUGE - 1) &
-	    ~(uintptr_t)(SIZECACHE_HUGE - 1));
-	head = (size_t)(a - p);
-	if (head > 0)
-		munmap(p, head);
-	if (SIZECACHE_HUGE - head > 0)
-		munmap(a + maplen, SIZECACHE_HUGE - head);
+	a = p;
+	if (extra > 0) {
+		a = (char *)(((uintptr_t)p + SIZECACHE_HUGE - 1) &
+		    ~(uintptr_t)(SIZECACHE_HUGE - 1));
+		head = (size_t)(a - p);
+		if (head > 0)
+			munmap(p, head);
+		if (extra - head > 0)
+			munmap(a + maplen, extra - head);
 #ifdef MADV_HUGEPAGE
-	(void)madvise(a, maplen, MADV_HUGEPAGE);
+		(void)madvise(a, maplen, MADV_HUGEPAGE);
 #endif
+	}
 #ifdef MADV_POPULATE_WRITE
 	(void)madvise(a, maplen, MADV_POPULATE_WRITE);
 #endif
@@ -490,12 +508,14 @@ sizecache_block_alloc(size_t len)
 void
 sizecache_block_free(void *p, size_t len)
 {
+	size_t maplen;
+
 	if (p == NULL)
 		return;
-	if (len < SIZECACHE_MAP_MIN)
+	if ((maplen = sizecache_block_maplen(len)) == 0)
 		free(p);
 	else
-		munmap(p, (len + SIZECACHE_HUGE - 1) & ~(SIZECACHE_HUGE - 1));
+		munmap(p, maplen);
 }
 
 /*
