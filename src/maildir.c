@@ -124,6 +124,7 @@ int
 maildir_create(const char *dir)
 {
 	static const char *const subs[] = { "cur", "new", "tmp" };
+	struct stat st;
 	size_t len, i;
 	char *sub;
 	int r;
@@ -133,6 +134,17 @@ maildir_create(const char *dir)
 		errno = ENOENT;
 		return -1;
 	}
+	/* Every login calls this: an existing Maildir costs three stats. */
+	for (i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
+		if ((sub = maildir_join(dir, "/", subs[i])) == NULL)
+			return -1;
+		r = stat(sub, &st) == 0 && S_ISDIR(st.st_mode);
+		free(sub);
+		if (!r)
+			break;
+	}
+	if (i == sizeof(subs) / sizeof(subs[0]))
+		return 0;
 	for (i = 1; i <= len; i++) {
 		if (i < len && dir[i] != '/')
 			continue;
