@@ -703,8 +703,12 @@ sizecache_index_begin(int dirfd, struct sizecache_writer *w)
 	struct stat st;
 	int saved;
 
-	snprintf(w->tmp, sizeof(w->tmp), "%s.tmp.%ld", SIZECACHE_INDEX_FILE,
-	    (long)getpid());
+	/*
+	 * One fixed name: writers hold the mailbox lock, a crash leaves at
+	 * most one stale file (reused next time), and even two racing
+	 * writers could only produce a file that fails its checksum.
+	 */
+	snprintf(w->tmp, sizeof(w->tmp), "%s.tmp", SIZECACHE_INDEX_FILE);
 	w->fd = openat(dirfd, w->tmp, O_WRONLY | O_CREAT | O_TRUNC |
 	    O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (w->fd == -1)

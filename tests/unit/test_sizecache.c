@@ -171,10 +171,11 @@ test_sizecache_maildir(void)
 }
 
 /* A message table for the index tests. */
+#define TIX_MAX		1024
 struct tix_copy {
 	size_t			 n;
-	char			 name[64][300];
-	struct maildir_msg	 m[64];
+	char			 name[TIX_MAX][300];
+	struct maildir_msg	 m[TIX_MAX];
 };
 
 /* Copy what a snapshot serves (names by value: the snapshot goes). */
@@ -184,7 +185,7 @@ tix_copy(struct mailbox *mb, struct tix_copy *c)
 	size_t i;
 
 	c->n = maildir_count(mb);
-	CU_ASSERT_FATAL(c->n <= 64);
+	CU_ASSERT_FATAL(c->n <= TIX_MAX);
 	for (i = 0; i < c->n; i++) {
 		c->m[i] = *maildir_msg(mb, i);
 		snprintf(c->name[i], sizeof(c->name[i]), "%s",
@@ -238,14 +239,14 @@ tix_put(const char *dir, const char *rel, const char *text)
  * twice in cur/ and once more in new/ (digests of the whole name), bare
  * LF, dot lines, an empty message. */
 static void
-tix_random(const char *dir, unsigned int seed)
+tix_random(const char *dir, unsigned int seed, size_t count)
 {
 	char rel[300], text[2048], base[200];
 	size_t i, j, len;
 	unsigned int r = seed;
 
 	CU_ASSERT_EQUAL_FATAL(maildir_create(dir), 0);
-	for (i = 0; i < 40; i++) {
+	for (i = 0; i < count; i++) {
 		r = r * 1103515245 + 12345;
 		len = (r >> 8) % (i % 7 == 0 ? 120 : 30) + 1;
 		for (j = 0; j < len; j++)
@@ -384,7 +385,7 @@ test_sizecache_index_recent(void)
 
 	CU_ASSERT_FATAL(c != NULL);
 	snprintf(dir, sizeof(dir), "%s/Maildir", test_tmpdir());
-	tix_random(dir, 7);
+	tix_random(dir, 7, 40);
 	mb = tix_open(dir);
 	CU_ASSERT(!maildir_from_index(mb));
 	tix_copy(mb, c);
@@ -451,7 +452,9 @@ test_sizecache_index_fast(void)
 	snprintf(root, sizeof(root), "%s", test_tmpdir());
 	for (k = 0; k < TIX_N; k++) {
 		snprintf(dir[k], sizeof(dir[k]), "%s/m%d", root, k);
-		tix_random(dir[k], 100 + (unsigned int)k);
+		/* The first one big enough for a mapped table. */
+		tix_random(dir[k], 100 + (unsigned int)k, k == TIX_SAME ?
+		    900 : 40);
 		/* The first login moves new/ into cur/: a change. */
 		maildir_free(tix_open(dir[k]));
 	}
