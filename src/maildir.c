@@ -37,6 +37,11 @@ struct mailbox {
 	struct maildir_msg	*msgs;
 	size_t			 nmsgs;
 	size_t			 cap;
+	void			*block;		/* msgs and arena, from the index */
+	size_t			 block_len;
+	char			*arena;		/* names loaded from the index */
+	size_t			 arena_len;
+	int			 from_index;	/* no directory was listed */
 	int			 trash;		/* UPDATE moves to the trash */
 };
 
@@ -85,6 +90,7 @@ static int	maildir_list_cur(struct mailbox *, struct maildir_list *);
 static int	maildir_find_listed(struct mailbox *, size_t,
 		    const struct maildir_list *, char **);
 static int	maildir_sync_dir(int, const char *);
+static void	maildir_name_free(struct mailbox *, char *);
 static long	maildir_journal_replay(int);
 static int	maildir_cmp_str(const void *, const void *);
 static int	maildir_journal_apply(int, const char *, char **, size_t, int);
@@ -118,6 +124,7 @@ int
 maildir_create(const char *dir)
 {
 	static const char *const subs[] = { "cur", "new", "tmp" };
+	struct stat st;
 	size_t len, i;
 	char *sub;
 	int r;
@@ -127,6 +134,17 @@ maildir_create(const char *dir)
 		errno = ENOENT;
 		return -1;
 	}
+	/* Every login calls this: an existing Maildir costs three stats. */
+	for (i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
+		if ((sub = maildir_join(dir, "/", subs[i])) == NULL)
+			return -1;
+		r = stat(sub, &st) == 0 && S_ISDIR(st.st_mode);
+		free(sub);
+		if (!r)
+			break;
+	}
+	if (i == sizeof(subs) / sizeof(subs[0]))
+		return 0;
 	for (i = 1; i <= len; i++) {
 		if (i < len && dir[i] != '/')
 			continue;
@@ -567,44 +585,119 @@ maildir_assign_uidls(struct mailbox *mb)
 	}
 }
 
-/* Record this scan's sizes for the next login (best effort: a cache that
- * cannot be written only costs the next login a full scan). */
-static void
-maildir_save_sizes(const struct mailbox *mb, int mfd)
+/* Stamps of cur/ and new/ as they are now; 0 or -1 (errno set). */
+static int
+maildir_stamps(int mfd, struct sizecache_stamp *cur,
+    struct sizecache_stamp *new)
 {
-	struct sizecache_entry *e;
-	size_t i;
+	struct stat st;
 
-	if ((e = calloc(mb->nmsgs + 1, sizeof(*e))) == NULL)
-		return;
-	for (i = 0; i < mb->nmsgs; i++) {
-		e[i].base = maildir_base(mb->msgs[i].name, &e[i].len);
-		e[i].ino = mb->msgs[i].ino;
-		e[i].size = mb->msgs[i].size;
-		e[i].raw_size = mb->msgs[i].raw_size;
-	}
-	sizecache_write(mfd, e, mb->nmsgs);
-	free(e);
+	if (fstatat(mfd, "cur", &st, 0) == -1)
+		return -1;
+	sizecache_stamp_of(&st, cur);
+	if (fstatat(mfd, "new", &st, 0) == -1)
+		return -1;
+	sizecache_stamp_of(&st, new);
+	return 0;
 }
 
-/* Scan new/ (moving it into cur/), then cur/, and sort. */
+/* Free a message name unless it lives in the arena of a loaded index. */
+static void
+maildir_name_free(struct mailbox *mb, char *name)
+{
+	uintptr_t p = (uintptr_t)name, a = (uintptr_t)mb->arena;
+
+	if (mb->arena != NULL && p >= a && p < a + mb->arena_len)
+		return;
+	free(name);
+}
+
+/*
+ * The table of the last full scan, if cur/ and new/ provably did not
+ * change since it was listed (sizecache_index_fresh): the whole login is
+ * then two stat calls and two reads.  Returns 1 (mb filled), 0 (scan;
+ * ix is left loaded, or empty, for its sizes), or -1 (ENOMEM).
+ */
+static int
+maildir_open_index(struct mailbox *mb, int mfd, struct sizecache_index *ix)
+{
+	struct sizecache_stamp cur, new;
+
+	if (sizecache_index_load(mfd, ix) == -1)
+		return errno == ENOMEM ? -1 : 0;
+	if (maildir_stamps(mfd, &cur, &new) == -1 ||
+	    !sizecache_index_fresh(ix, &cur, &new))
+		return 0;
+	mb->block = ix->block;
+	mb->block_len = ix->block_len;
+	mb->msgs = ix->msgs;
+	mb->nmsgs = mb->cap = ix->n;
+	mb->arena = ix->arena;
+	mb->arena_len = ix->arena_len;
+	mb->from_index = 1;
+	ix->block = NULL;
+	return 1;
+}
+
+/*
+ * After a full scan: save its table, unless the index on disk already
+ * has every size and a new one would not be trusted either (cur/ or new/
+ * changed within the margin: the next login lists them again anyway).
+ */
+static void
+maildir_save_index(struct maildir_scan *sc, int mfd, int loaded,
+    const struct sizecache_index *old, struct sizecache_writer *w,
+    const struct sizecache_stamp *cur, const struct sizecache_stamp *new)
+{
+	struct sizecache_index now;
+	int legacy, sizes_known;
+
+	if (w->fd == -1)
+		return;
+	memset(&now, 0, sizeof(now));
+	now.cur = *cur;
+	now.new = *new;
+	now.start_sec = w->start_sec;
+	now.start_nsec = w->start_nsec;
+	now.complete = sc->skipped == 0;
+	legacy = !loaded && sizecache_count(sc->cache) > 0;
+	sizes_known = loaded && sc->misses == 0 &&
+	    sizecache_unused(sc->cache) == 0 && old->n == sc->mb->nmsgs;
+	if (sizes_known && !sizecache_index_trustworthy(&now)) {
+		sizecache_index_abort(mfd, w);
+		return;
+	}
+	if (sizecache_index_commit(mfd, w, sc->mb->msgs, sc->mb->nmsgs, cur,
+	    new, now.complete) == 0 && legacy)
+		unlinkat(mfd, SIZECACHE_FILE, 0);
+}
+
+/*
+ * Load the saved table when cur/ and new/ are unchanged; otherwise scan
+ * new/ (moving it into cur/), then cur/, sort, and save the table.
+ */
 int
 maildir_open(const char *dir, struct mailbox **mbp, size_t *skipped,
     const char **errstr)
 {
 	struct maildir_scan sc;
 	struct mailbox *mb;
+	struct sizecache_index ix;
+	struct sizecache_writer w;
+	struct sizecache_stamp curst, newst;
+	struct stat st;
 	const char *es = NULL;
-	int mfd = -1, curfd = -1, newfd = -1, saved;
+	int mfd = -1, curfd = -1, newfd = -1, saved, r, loaded;
 	size_t i;
 
 	*mbp = NULL;
 	if (skipped != NULL)
 		*skipped = 0;
 	memset(&sc, 0, sizeof(sc));
+	memset(&ix, 0, sizeof(ix));
+	w.fd = -1;
 	if ((mb = calloc(1, sizeof(*mb))) == NULL ||
-	    (mb->path = strdup(dir)) == NULL ||
-	    (sc.buf = malloc(MAILDIR_READ_CHUNK)) == NULL) {
+	    (mb->path = strdup(dir)) == NULL) {
 		es = "out of memory";
 		goto fail;
 	}
@@ -617,10 +710,25 @@ maildir_open(const char *dir, struct mailbox **mbp, size_t *skipped,
 		es = "finish an interrupted UPDATE (evpop3d.pending)";
 		goto fail;
 	}
-	if ((sc.cache = sizecache_load(mfd)) == NULL) {
+	if ((r = maildir_open_index(mb, mfd, &ix)) == -1) {
 		es = "out of memory";
 		goto fail;
 	}
+	if (r == 1) {
+		close(mfd);
+		*mbp = mb;
+		return 0;
+	}
+
+	/* Full scan, with the sizes of the index (or the old cache). */
+	loaded = ix.msgs != NULL;
+	sc.cache = loaded ? sizecache_from_index(&ix) : sizecache_load(mfd);
+	if (sc.cache == NULL || (sc.buf = malloc(MAILDIR_READ_CHUNK)) == NULL) {
+		es = "out of memory";
+		goto fail;
+	}
+	/* The start of the listing, then the stamps, then the listing. */
+	(void)sizecache_index_begin(mfd, &w);
 	if ((curfd = openat(mfd, "cur",
 	    O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
 		es = "open cur/";
@@ -631,6 +739,16 @@ maildir_open(const char *dir, struct mailbox **mbp, size_t *skipped,
 		es = "open new/";
 		goto fail;
 	}
+	if (fstat(curfd, &st) == -1) {
+		es = "stat cur/";
+		goto fail;
+	}
+	sizecache_stamp_of(&st, &curst);
+	if (fstat(newfd, &st) == -1) {
+		es = "stat new/";
+		goto fail;
+	}
+	sizecache_stamp_of(&st, &newst);
 	if (maildir_scan_new(&sc, newfd, curfd) == -1) {
 		es = errno == ENOMEM ? "out of memory" : "read new/";
 		goto fail;
@@ -641,6 +759,7 @@ maildir_open(const char *dir, struct mailbox **mbp, size_t *skipped,
 	}
 	close(newfd);
 	close(curfd);
+	newfd = curfd = -1;
 
 	if (maildir_sort(mb) == -1) {
 		es = "out of memory";
@@ -648,9 +767,9 @@ maildir_open(const char *dir, struct mailbox **mbp, size_t *skipped,
 	}
 	maildir_sizes(&sc, mfd);
 	maildir_assign_uidls(mb);
-	if (sc.misses > 0 || sizecache_unused(sc.cache) > 0)
-		maildir_save_sizes(mb, mfd);
+	maildir_save_index(&sc, mfd, loaded, &ix, &w, &curst, &newst);
 	sizecache_free(sc.cache);
+	sizecache_index_free(&ix);
 	free(sc.buf);
 	close(mfd);
 	if (skipped != NULL)
@@ -661,6 +780,9 @@ maildir_open(const char *dir, struct mailbox **mbp, size_t *skipped,
 fail:
 	saved = errno;
 	sizecache_free(sc.cache);
+	sizecache_index_free(&ix);
+	if (mfd != -1)
+		sizecache_index_abort(mfd, &w);
 	if (newfd != -1)
 		close(newfd);
 	if (curfd != -1)
@@ -670,8 +792,11 @@ fail:
 	free(sc.buf);
 	if (mb != NULL) {
 		for (i = 0; i < mb->nmsgs; i++)
-			free(mb->msgs[i].name);
-		free(mb->msgs);
+			maildir_name_free(mb, mb->msgs[i].name);
+		if (mb->block != NULL)
+			sizecache_block_free(mb->block, mb->block_len);
+		else
+			free(mb->msgs);
 		free(mb->path);
 		free(mb);
 	}
@@ -679,6 +804,12 @@ fail:
 		*errstr = es;
 	errno = saved;
 	return -1;
+}
+
+int
+maildir_from_index(const struct mailbox *mb)
+{
+	return mb->from_index;
 }
 
 const char *
@@ -961,6 +1092,11 @@ maildir_msg_open(struct mailbox *mb, size_t idx)
 				 */
 				close(fd);
 				if ((path = maildir_join(mb->path, "/",
+				    SIZECACHE_INDEX_FILE)) != NULL) {
+					unlink(path);
+					free(path);
+				}
+				if ((path = maildir_join(mb->path, "/",
 				    SIZECACHE_FILE)) != NULL) {
 					unlink(path);
 					free(path);
@@ -981,7 +1117,7 @@ maildir_msg_open(struct mailbox *mb, size_t idx)
 			return -1;
 		if (r == 0)
 			break;
-		free(msg->name);
+		maildir_name_free(mb, msg->name);
 		msg->name = rel;
 	}
 	errno = ENOENT;
@@ -1290,7 +1426,7 @@ maildir_update(struct mailbox *mb, size_t *removed, size_t *failed)
 			}
 			r = maildir_find_listed(mb, i, &list, &rel);
 			if (r == 1) {
-				free(msg->name);
+				maildir_name_free(mb, msg->name);
 				msg->name = rel;
 				if (maildir_remove_rel(mfd, msg->name,
 				    mb->trash) == -1 && errno != ENOENT)
@@ -1625,8 +1761,11 @@ maildir_free(struct mailbox *mb)
 	if (mb == NULL)
 		return;
 	for (i = 0; i < mb->nmsgs; i++)
-		free(mb->msgs[i].name);
-	free(mb->msgs);
+		maildir_name_free(mb, mb->msgs[i].name);
+	if (mb->block != NULL)
+		sizecache_block_free(mb->block, mb->block_len);
+	else
+		free(mb->msgs);
 	free(mb->path);
 	free(mb);
 }

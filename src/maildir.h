@@ -48,10 +48,17 @@ int	maildir_create(const char *dir);
  * compute every size with msgfmt, order messages by base name (delivery
  * order for standard names).  Unreadable files are left out (and counted
  * in *skipped if skipped is not NULL).  Returns 0, or -1 with errno set
- * and *errstr naming the failing step.
+ * and *errstr naming the failing step.  Call it with the mailbox lock
+ * held: it rewrites the Maildir's index (sizecache.h), and when cur/ and
+ * new/ provably did not change since that index was written it loads the
+ * index instead of listing them, with exactly the same result.
  */
 int	maildir_open(const char *dir, struct mailbox **mbp, size_t *skipped,
 	    const char **errstr);
+
+/* Did maildir_open take the snapshot from the index (1) or list the
+ * directories (0)?  For logs and tests. */
+int	maildir_from_index(const struct mailbox *);
 
 /* The Maildir's path as given to maildir_open. */
 const char *maildir_path(const struct mailbox *);
@@ -73,7 +80,8 @@ void	maildir_unmark_all(struct mailbox *);
  * reader (flags changed), it is found again in cur/ by base name.  Returns
  * a file descriptor, or -1 with errno (ENOENT: the message is gone;
  * ESTALE: its file was rewritten with another length since the scan, so
- * the size reported for it may be wrong; the size cache is dropped).
+ * the size reported for it may be wrong; the index and size cache are
+ * dropped).
  */
 int	maildir_msg_open(struct mailbox *, size_t idx);
 
