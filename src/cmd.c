@@ -10,8 +10,6 @@
  */
 #include "config.h"
 
-#include <sys/stat.h>
-
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
@@ -236,25 +234,6 @@ cmd_login_job_free(struct login_job *j)
 	free(j);
 }
 
-/* The Maildir exists with its three folders: three stat calls instead of
- * maildir_create's mkdir -p of every component at every login. */
-static int
-cmd_maildir_ready(const char *dir)
-{
-	static const char *const subs[] = { "cur", "new", "tmp" };
-	char path[PATH_MAX];
-	struct stat st;
-	size_t i;
-
-	for (i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
-		if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir,
-		    subs[i]) >= sizeof(path) || stat(path, &st) == -1 ||
-		    !S_ISDIR(st.st_mode))
-			return 0;
-	}
-	return 1;
-}
-
 /* Worker thread: check the credentials, then lock and scan the Maildir. */
 static void
 cmd_login_run(void *arg)
@@ -284,7 +263,7 @@ cmd_login_run(void *arg)
 		j->result = LR_AUTH;
 		return;
 	}
-	if (!cmd_maildir_ready(j->maildir) && maildir_create(j->maildir) == -1) {
+	if (maildir_create(j->maildir) == -1) {
 		j->err = errno;
 		j->errstr = "create Maildir";
 		j->result = LR_SYS;
