@@ -26,6 +26,7 @@
 #include "lock.h"
 #include "log.h"
 #include "maildir.h"
+#include "oauth.h"
 #include "params.h"
 #include "retr.h"
 #include "scram.h"
@@ -535,18 +536,31 @@ cmd_apop(struct session *s, int argc, char **argv)
 }
 
 /* ---------------------------------------------------------------------
- * SASL (RFC 5034): PLAIN, LOGIN, CRAM-MD5.
+ * SASL (RFC 5034): PLAIN, LOGIN, CRAM-MD5, SCRAM-SHA-256, OAUTHBEARER.
  */
 
+/* SASL_OAUTH_ERR keeps the name for the log in sasl_data (a string, like
+ * LOGIN's); only the SCRAM states hold a struct scram_state. */
 enum sasl_mech { SASL_NONE, SASL_PLAIN, SASL_LOGIN_USER, SASL_LOGIN_PASS,
-    SASL_CRAM, SASL_SCRAM_FIRST, SASL_SCRAM_FINAL, SASL_SCRAM_DONE };
+    SASL_CRAM, SASL_OAUTH, SASL_OAUTH_ERR, SASL_SCRAM_FIRST,
+    SASL_SCRAM_FINAL, SASL_SCRAM_DONE };
+
+/* A bearer token is a secret sent in the clear: OAUTHBEARER is offered
+ * only where PLAIN is, and only when configured. */
+static int
+cmd_oauth_ok(const struct session *s)
+{
+	return oauth_conf_enabled(session_config()->oauth) &&
+	    session_plaintext_ok(s);
+}
 
 /* The mechanisms usable on this connection now (CAPA SASL, AUTH). */
 static void
 cmd_sasl_list(const struct session *s, char *buf, size_t len)
 {
-	snprintf(buf, len, "%sSCRAM-SHA-256 CRAM-MD5",
-	    session_plaintext_ok(s) ? "PLAIN LOGIN " : "");
+	snprintf(buf, len, "%s%sSCRAM-SHA-256 CRAM-MD5",
+	    session_plaintext_ok(s) ? "PLAIN LOGIN " : "",
+	    cmd_oauth_ok(s) ? "OAUTHBEARER " : "");
 }
 
 void
@@ -644,6 +658,166 @@ cmd_sasl_scram(struct session *s, const char *line, size_t len)
 	session_reply(s, "+ %s", b64);
 }
 
+/*
+ * OAUTHBEARER (RFC 7628): the token is checked on a worker thread (a JWT
+ * signature, or an HTTP request to the introspection endpoint), then a
+ * valid token's user logs in through the usual login job.  A refused
+ * token gets the error challenge of section 3.2.2; the client's answer
+ * (a lone ^A) then fails like any other login, delay and penalty included.
+ */
+struct oauth_job {
+	struct session		*s;
+	struct oauth_conf	*oc;
+	char			*token;
+	size_t			 toklen;
+	char			 authz[AUTH_USER_MAX + 1];
+	char			 user[AUTH_USER_MAX + 1];
+	enum oauth_result	 result;
+	const char		*why;
+};
+
+static void
+cmd_oauth_job_free(struct oauth_job *j)
+{
+	if (j->token != NULL) {
+		util_wipe(j->token, j->toklen);
+		free(j->token);
+	}
+	oauth_conf_unref(j->oc);
+	free(j);
+}
+
+/* Worker thread: is the token good, and for whom? */
+static void
+cmd_oauth_run(void *arg)
+{
+	struct oauth_job *j = arg;
+
+	j->result = oauth_verify(j->oc, j->token, j->toklen, time(NULL),
+	    j->user, sizeof(j->user), &j->why);
+	if (j->result == OAUTH_OK && j->authz[0] != '\0' &&
+	    strcmp(j->authz, j->user) != 0) {
+		/* Acting as another user is not offered. */
+		j->result = OAUTH_INVALID;
+		j->why = "authzid is not the token's user";
+	}
+}
+
+/* Loop thread: log in, or send the error challenge. */
+static void
+cmd_oauth_done(void *arg)
+{
+	struct oauth_job *j = arg;
+	struct session *s = j->s;
+	const char *who;
+
+	if (s->state == ST_CLOSING) {
+		session_unhold(s);
+		cmd_oauth_job_free(j);
+		return;
+	}
+	session_unhold(s);
+	if (j->result == OAUTH_OK &&
+	    auth_db_lookup(session_passwd(), j->user) == NULL) {
+		j->result = OAUTH_INVALID;
+		j->why = "user not in passwd_file";
+	}
+	who = j->user[0] != '\0' ? j->user : j->authz;
+	switch (j->result) {
+	case OAUTH_OK:
+		cmd_sasl_free(s);
+		session_enter_state(s, ST_AUTHORIZATION);
+		cmd_login_start(s, LOGIN_PROVEN, "oauthbearer", j->user, "",
+		    NULL);
+		break;
+	case OAUTH_INVALID:
+		log_info("session=%016llx event=oauth peer=%s user=%s "
+		    "result=invalid reason=\"%s\"", (unsigned long long)s->id,
+		    s->peer, who, j->why != NULL ? j->why : "?");
+		s->sasl_mech = SASL_OAUTH_ERR;
+		s->sasl_data = strdup(who);
+		session_reply(s, "+ %s", oauth_error_challenge());
+		session_resume(s);
+		break;
+	case OAUTH_TEMP:
+		log_warnx("session=%016llx event=oauth peer=%s user=%s "
+		    "result=error reason=\"%s\"", (unsigned long long)s->id,
+		    s->peer, who, j->why != NULL ? j->why : "?");
+		cmd_sasl_free(s);
+		session_enter_state(s, ST_AUTHORIZATION);
+		session_reply(s, "-ERR [SYS/TEMP] Cannot check the token now, "
+		    "try again later.");
+		session_resume(s);
+		break;
+	}
+	cmd_oauth_job_free(j);
+}
+
+/* The client's OAUTHBEARER message, or its answer to the error. */
+static void
+cmd_sasl_oauth(struct session *s, const char *line, size_t len)
+{
+	struct oauth_job *j;
+	const char *tok, *who;
+	char *buf;
+	size_t n, toklen;
+
+	if (s->sasl_mech == SASL_OAUTH_ERR) {
+		/* RFC 7628 section 3.2.3: whatever it says, it failed. */
+		who = s->sasl_data != NULL ? s->sasl_data : "";
+		log_info("session=%016llx event=login peer=%s user=%s "
+		    "method=oauthbearer result=fail", (unsigned long long)s->id,
+		    s->peer, who);
+		cmd_sasl_free(s);
+		session_enter_state(s, ST_AUTHORIZATION);
+		session_auth_failed(s, AUTH_FAILED);
+		return;
+	}
+	if ((buf = cmd_b64(line, len, &n)) == NULL) {
+		cmd_sasl_fail(s, "Invalid base64 data.");
+		return;
+	}
+	if ((j = calloc(1, sizeof(*j))) == NULL) {
+		util_wipe(buf, n);
+		free(buf);
+		cmd_sasl_fail(s, "[SYS/TEMP] Out of memory.");
+		return;
+	}
+	if (oauth_gs2_parse(buf, n, j->authz, sizeof(j->authz), &tok,
+	    &toklen) == -1 || (j->authz[0] != '\0' &&
+	    !auth_user_valid(j->authz, strlen(j->authz)))) {
+		util_wipe(buf, n);
+		free(buf);
+		cmd_oauth_job_free(j);
+		log_info("session=%016llx event=login peer=%s user= "
+		    "method=oauthbearer result=fail",
+		    (unsigned long long)s->id, s->peer);
+		cmd_sasl_free(s);
+		session_enter_state(s, ST_AUTHORIZATION);
+		session_auth_failed(s, AUTH_FAILED);
+		return;
+	}
+	j->s = s;
+	j->toklen = toklen;
+	j->token = strndup(tok, toklen);
+	j->oc = oauth_conf_ref(session_config()->oauth);
+	util_wipe(buf, n);
+	free(buf);
+	if (j->token == NULL) {
+		cmd_oauth_job_free(j);
+		cmd_sasl_fail(s, "[SYS/TEMP] Out of memory.");
+		return;
+	}
+	session_busy(s);
+	session_hold(s);
+	if (worker_submit(cmd_oauth_run, cmd_oauth_done, j) == -1) {
+		session_unhold(s);
+		cmd_oauth_job_free(j);
+		session_reply(s, "-ERR [SYS/TEMP] Out of memory.");
+		session_close(s, END_ERROR);
+	}
+}
+
 /* Leave the SASL exchange with an error; back to AUTHORIZATION. */
 static void
 cmd_sasl_fail(struct session *s, const char *msg)
@@ -738,6 +912,15 @@ cmd_auth(struct session *s, int argc, char **argv)
 			return;
 		}
 		session_reply(s, "+ VXNlcm5hbWU6");	/* "Username:" */
+	} else if (strcasecmp(argv[0], "OAUTHBEARER") == 0 &&
+	    cmd_oauth_ok(s)) {
+		s->sasl_mech = SASL_OAUTH;
+		session_enter_state(s, ST_SASL);
+		if (ir != NULL) {
+			cmd_sasl_oauth(s, ir, strlen(ir));
+			return;
+		}
+		session_reply(s, "+ ");
 	} else if (strcasecmp(argv[0], "SCRAM-SHA-256") == 0) {
 		s->sasl_mech = SASL_SCRAM_FIRST;
 		session_enter_state(s, ST_SASL);
@@ -756,7 +939,9 @@ cmd_auth(struct session *s, int argc, char **argv)
 		}
 		session_reply(s, "+ %s", chal);
 	} else if ((strcasecmp(argv[0], "PLAIN") == 0 ||
-	    strcasecmp(argv[0], "LOGIN") == 0) && !plain_ok)
+	    strcasecmp(argv[0], "LOGIN") == 0 ||
+	    (strcasecmp(argv[0], "OAUTHBEARER") == 0 &&
+	    oauth_conf_enabled(session_config()->oauth))) && !plain_ok)
 		session_error(s, "[AUTH] Plaintext authentication disallowed "
 		    "on non-secure connections; use STLS.");
 	else
@@ -770,6 +955,11 @@ cmd_sasl_line(struct session *s, const char *line, size_t len)
 	char *buf, *sp;
 	size_t n;
 
+	if (s->sasl_mech == SASL_OAUTH_ERR) {
+		/* Even "*" here: the failure is already decided. */
+		cmd_sasl_oauth(s, line, len);
+		return;
+	}
 	if (len == 1 && line[0] == '*') {
 		cmd_sasl_fail(s, "Authentication cancelled.");
 		return;
@@ -835,6 +1025,9 @@ cmd_sasl_line(struct session *s, const char *line, size_t len)
 		cmd_login_start(s, LOGIN_CRAM, "cram-md5", buf, sp,
 		    s->timestamp);
 		free(buf);
+		return;
+	case SASL_OAUTH:
+		cmd_sasl_oauth(s, line, len);
 		return;
 	case SASL_SCRAM_FIRST:
 	case SASL_SCRAM_FINAL:

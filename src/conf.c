@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "oauth.h"
 #include "params.h"
 #include "util.h"
 
@@ -77,6 +78,7 @@ static conf_set_fn conf_set_trusted;
 static conf_set_fn conf_set_logformat;
 static conf_set_fn conf_set_deletemode;
 static conf_set_fn conf_set_expire;
+static conf_set_fn conf_set_oauth;
 
 #define CONF_OFF(f)	offsetof(struct config, f)
 
@@ -126,6 +128,20 @@ static const struct conf_key conf_keys[] = {
 	{ .name = "login_trusted_networks", .fn = conf_set_trusted },
 	{ .name = "auth_fail_max", .fn = conf_set_number,
 	  .off = CONF_OFF(auth_fail_max), .min = 1, .max = 1000 },
+	/* SASL OAUTHBEARER: oauth.c checks the values. */
+	{ .name = "oauth_jwt_key", .fn = conf_set_oauth, .single = 1 },
+	{ .name = "oauth_jwt_secret_file", .fn = conf_set_oauth, .single = 1 },
+	{ .name = "oauth_issuer", .fn = conf_set_oauth, .single = 1 },
+	{ .name = "oauth_audience", .fn = conf_set_oauth, .single = 1 },
+	{ .name = "oauth_username_claim", .fn = conf_set_oauth, .single = 1 },
+	{ .name = "oauth_introspection_url", .fn = conf_set_oauth,
+	  .single = 1 },
+	{ .name = "oauth_introspection_ca", .fn = conf_set_oauth,
+	  .single = 1 },
+	{ .name = "oauth_introspection_timeout", .fn = conf_set_oauth,
+	  .single = 1 },
+	{ .name = "oauth_client_id", .fn = conf_set_oauth, .single = 1 },
+	{ .name = "oauth_client_secret", .fn = conf_set_oauth, .single = 1 },
 };
 #define CONF_NKEYS	(sizeof(conf_keys) / sizeof(conf_keys[0]))
 
@@ -396,6 +412,21 @@ conf_set_location(struct conf_parser *p, const struct conf_key *k,
 		return conf_error(p, "%s: \"%s\" contains none of "
 		    "%%u, %%n, %%d", k->name, conf_quote(q, sizeof(q), value));
 	return conf_store_string(p, k, value);
+}
+
+/* The oauth_* keys (OAUTHBEARER): stored and checked by oauth.c. */
+static int
+conf_set_oauth(struct conf_parser *p, const struct conf_key *k,
+    char *value)
+{
+	char msg[256];
+
+	if (p->cf->oauth == NULL && (p->cf->oauth = oauth_conf_new()) == NULL)
+		return conf_error(p, "out of memory");
+	if (oauth_conf_set(p->cf->oauth, k->name, value, msg,
+	    sizeof(msg)) == -1)
+		return conf_error(p, "%s", msg);
+	return 0;
 }
 
 /* Same address and port (and IPv6 scope) as an existing listener? */
@@ -741,6 +772,24 @@ conf_finish(struct conf_parser *p, int check_files)
 		snprintf(l->text, sizeof(l->text), "0.0.0.0:110");
 		cf->nlistens = 1;
 	}
+	if (cf->oauth != NULL) {
+		char msg[512];
+		const char *key;
+		size_t line = 0, i;
+
+		if (oauth_conf_finish(cf->oauth, check_files, msg, sizeof(msg),
+		    &key) == -1) {
+			if (key != NULL)
+				line = conf_seen(p, key);
+			/* Else the first oauth_* line. */
+			for (i = 0; key == NULL && i < CONF_NKEYS; i++)
+				if (conf_keys[i].fn == conf_set_oauth &&
+				    p->seen[i] != 0 && (line == 0 ||
+				    p->seen[i] < line))
+					line = p->seen[i];
+			return conf_error_at(p, line, "%s", msg);
+		}
+	}
 	if (check_files) {
 		if (conf_check_file(p, "passwd_file", cf->passwd_file) == -1 ||
 		    conf_check_file(p, "tls_cert", cf->tls_cert) == -1 ||
@@ -915,6 +964,7 @@ conf_free(struct config *cf)
 	free(cf->group);
 	free(cf->pid_file);
 	free(cf->trusted);
+	oauth_conf_unref(cf->oauth);
 	free(cf);
 }
 

@@ -8,6 +8,8 @@
 #include <sys/socket.h>
 #include <stddef.h>
 
+struct oauth_conf;
+
 enum conf_plaintext {
 	CONF_PLAINTEXT_LOCAL = 0,	/* default: only from loopback */
 	CONF_PLAINTEXT_YES,
@@ -61,6 +63,7 @@ struct config {
 	struct conf_cidr	*trusted;	/* login_trusted_networks */
 	size_t			 ntrusted;
 	int			 trusted_set;	/* else loopback is trusted */
+	struct oauth_conf	*oauth;		/* oauth_* keys, NULL if none */
 };
 
 /*

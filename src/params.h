@@ -36,6 +36,18 @@
 /* Passwords (PASS argument) are bounded by POP_LINE_MAX anyway. */
 #define AUTH_PASS_MAX		POP_LINE_MAX
 
+/* OAUTHBEARER (RFC 7628): a bearer token longer than this is refused (the
+ * whole SASL line is bounded by POP_LINE_ABSURD anyway); JSON is nested at
+ * most OAUTH_JSON_DEPTH deep; an introspection answer larger than
+ * OAUTH_HTTP_MAX octets is refused; exp and nbf get OAUTH_LEEWAY_SEC of
+ * clock skew; an introspection request gives up after the configured
+ * timeout (default below). */
+#define OAUTH_TOKEN_MAX		4096
+#define OAUTH_JSON_DEPTH	16
+#define OAUTH_HTTP_MAX		(64 * 1024)
+#define OAUTH_LEEWAY_SEC	30
+#define OAUTH_TIMEOUT_SEC_DEFAULT 5
+
 /* Lock file refresh interval; a lock from another host whose mtime is older
  * than lock_stale_timeout (conf, default below) is taken over. */
 #define LOCK_REFRESH_SEC	30

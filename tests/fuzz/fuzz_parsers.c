@@ -3,8 +3,9 @@
  * evpop3d fuzz target: the pure parsers that take client or file text.
  * util_strtonum (message numbers, TOP counts), util_b64_decode and
  * util_b64_encode (SASL), auth_plain_split (AUTH PLAIN), auth_user_valid
- * (every user name), conf_expand_location (mail_location and a user name)
- * and util_log_escape (client text in log lines).
+ * (every user name), conf_expand_location (mail_location and a user name),
+ * util_log_escape (client text in log lines), and the OAUTHBEARER parsers:
+ * the GS2 message, the JSON reader, JWTs and introspection answers.
  *
  * Input: octet 0 picks the numeric bounds, octet 1 the output buffer sizes,
  * the rest is the text.  Every function writes into a heap buffer of
@@ -28,6 +29,7 @@
 
 int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
+#include "oauth.h"
 #include "proxy.h"
 #include "scram.h"
 
@@ -450,6 +452,87 @@ fp_scram(const uint8_t *d, size_t n)
 	}
 }
 
+/* Walk every member of an object (nested ones too), reading each value
+ * the way the claims code does. */
+static void
+fp_json_walk(const struct oauth_json_val *obj, int depth)
+{
+	static const char *const keys[] = { "exp", "aud", "iss", "active",
+	    "email", "alg", "a", "" };
+	struct oauth_json_val v, el;
+	char out[64];
+	long long n;
+	long len;
+	size_t i, j;
+
+	if (depth > OAUTH_JSON_DEPTH)
+		fp_fail("json: deeper than OAUTH_JSON_DEPTH");
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		if (oauth_json_get(obj, keys[i], &v) != 1)
+			continue;
+		if (v.len == 0)
+			fp_fail("json: empty value");
+		len = oauth_json_string(&v, out, sizeof(out));
+		if (len >= 0 && ((size_t)len >= sizeof(out) ||
+		    strlen(out) != (size_t)len))
+			fp_fail("json: string length wrong");
+		oauth_json_int(&v, &n);
+		if (v.type == OAUTH_JSON_OBJECT)
+			fp_json_walk(&v, depth + 1);
+		for (j = 0; j < 4 && oauth_json_index(&v, j, &el); j++)
+			if (el.type == OAUTH_JSON_OBJECT)
+				fp_json_walk(&el, depth + 1);
+	}
+}
+
+/*
+ * OAUTHBEARER: the GS2 message (a token it returns lies inside the input
+ * and is a b64token), the JSON reader, JWTs (no key: must never be
+ * valid) and introspection answers (no network involved).
+ */
+static void
+fp_oauth(const uint8_t *d, size_t n)
+{
+	static struct oauth_conf *oc;
+	struct oauth_json_val root;
+	char authz[AUTH_USER_MAX + 1], user[AUTH_USER_MAX + 1], err[256];
+	const char *tok, *why, *key;
+	size_t toklen;
+	char *buf;
+
+	if (oc == NULL) {
+		if ((oc = oauth_conf_new()) == NULL ||
+		    oauth_conf_set(oc, "oauth_introspection_url",
+		    "http://127.0.0.1:1/", err, sizeof(err)) == -1 ||
+		    oauth_conf_set(oc, "oauth_audience", "a", err,
+		    sizeof(err)) == -1 ||
+		    oauth_conf_finish(oc, 0, err, sizeof(err), &key) == -1)
+			fp_fail("oauth: configuration");
+	}
+	buf = fp_alloc(n);
+	if (n > 0)
+		memcpy(buf, d, n);
+	if (oauth_gs2_parse(buf, n, authz, sizeof(authz), &tok,
+	    &toklen) == 0) {
+		if (tok < buf || tok + toklen >= buf + n || toklen == 0 ||
+		    strlen(tok) != toklen || strlen(authz) >= sizeof(authz))
+			fp_fail("oauth: gs2 token outside the message");
+	}
+	free(buf);
+	if (oauth_json_parse((const char *)d, n, &root) == 0) {
+		if (root.type != OAUTH_JSON_OBJECT ||
+		    root.p < (const char *)d || root.p + root.len > (const
+		    char *)d + n)
+			fp_fail("oauth: json root outside the text");
+		fp_json_walk(&root, 0);
+		oauth_introspection_result(oc, (const char *)d, n, 0, user,
+		    sizeof(user), &why);
+	}
+	if (oauth_jwt_verify(oc, (const char *)d, n, 0, user, sizeof(user),
+	    &why) != OAUTH_INVALID)
+		fp_fail("oauth: a JWT without any key was accepted");
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *in, size_t size)
 {
@@ -476,5 +559,6 @@ LLVMFuzzerTestOneInput(const uint8_t *in, size_t size)
 	fp_log_escape(d, n, sel ^ sel2);
 	fp_proxy(d, n);
 	fp_scram(d, n);
+	fp_oauth(d, n);
 	return 0;
 }
