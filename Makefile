@@ -41,7 +41,7 @@ LDLIBS = $(LIBEVENT_LIBS) $(OPENSSL_LIBS) $(CRYPT_LIBS) -lpthread
 
 # Pure modules (no libevent) are shared by the daemon, the unit tests and
 # the fuzz targets.
-PURE = util conf msgfmt maildir sizecache auth lock penalty proxy scram connlimit
+PURE = util conf msgfmt maildir migrate sizecache auth lock penalty proxy scram connlimit
 LOOP = log worker session cmd retr listener tls inetd control
 SRC_OBJS = $(addprefix $(B)/src/,$(addsuffix .o,$(PURE) $(LOOP)))
 MAIN_OBJ = $(B)/src/main.o

@@ -44,7 +44,7 @@ struct config {
 	unsigned int		 workers;	/* 0 = auto (one per CPU) */
 	struct conf_cidr	*proxy_from;
 	size_t			 nproxy_from;
-	char			*dovecot_uidl_format;
+	char			*dovecot_uidl_format;	/* NULL: off */
 	char			*user;
 	char			*group;
 	/* evpop3d extensions to the contract's keys: */
@@ -61,6 +61,8 @@ struct config {
 	struct conf_cidr	*trusted;	/* login_trusted_networks */
 	size_t			 ntrusted;
 	int			 trusted_set;	/* else loopback is trusted */
+	int			 courier_uidl;	/* courierpop3dsizelist UIDLs */
+	int			 xuidl_header;	/* X-UIDL: header UIDLs */
 };
 
 /*

@@ -24,6 +24,7 @@
 #include <openssl/evp.h>
 
 #include "maildir.h"
+#include "migrate.h"
 #include "msgfmt.h"
 #include "sizecache.h"
 
@@ -592,6 +593,14 @@ int
 maildir_open(const char *dir, struct mailbox **mbp, size_t *skipped,
     const char **errstr)
 {
+	return maildir_open_migrate(dir, mbp, skipped, errstr, NULL);
+}
+
+/* The same, then the migration hook (migrate.h) when mo enables it. */
+int
+maildir_open_migrate(const char *dir, struct mailbox **mbp, size_t *skipped,
+    const char **errstr, const struct migrate_opts *mo)
+{
 	struct maildir_scan sc;
 	struct mailbox *mb;
 	const char *es = NULL;
@@ -650,6 +659,12 @@ maildir_open(const char *dir, struct mailbox **mbp, size_t *skipped,
 	maildir_assign_uidls(mb);
 	if (sc.misses > 0 || sizecache_unused(sc.cache) > 0)
 		maildir_save_sizes(mb, mfd);
+	/* Migration hook: old servers' UIDLs and order (migrate.c). */
+	if (migrate_enabled(mo) && migrate_apply(mb, mfd, mo) == -1) {
+		es = "out of memory";
+		newfd = curfd = -1;	/* closed above */
+		goto fail;
+	}
 	sizecache_free(sc.cache);
 	free(sc.buf);
 	close(mfd);
@@ -679,6 +694,24 @@ fail:
 		*errstr = es;
 	errno = saved;
 	return -1;
+}
+
+int
+maildir_reorder(struct mailbox *mb, const size_t *perm)
+{
+	struct maildir_msg *v;
+	size_t i;
+
+	if (mb->nmsgs == 0)
+		return 0;
+	if ((v = calloc(mb->nmsgs, sizeof(*v))) == NULL)
+		return -1;
+	for (i = 0; i < mb->nmsgs; i++)
+		v[i] = mb->msgs[perm[i]];
+	free(mb->msgs);
+	mb->msgs = v;
+	mb->cap = mb->nmsgs;
+	return 0;
 }
 
 const char *

@@ -1,0 +1,1060 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * evpop3d - migrate.c: UIDLs and order imported from the server a Maildir
+ * was served by before (migrate.h): Dovecot's dovecot-uidlist expanded
+ * with its pop3_uidl_format, Courier's courierpop3dsizelist, qpopper-style
+ * X-UIDL: headers, and evpop3d.uidls, where the first import is kept.
+ * The login hook (migrate_apply) edits the snapshot maildir_open built.
+ */
+#include "config.h"
+
+#include <sys/types.h>
+#include <sys/stat.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "conf.h"
+#include "maildir.h"
+#include "migrate.h"
+
+#define MIGRATE_STATE_MAGIC	"evpop3d-uidls 1\n"
+#define MIGRATE_STATE_TMP	"evpop3d.uidls.tmp"
+/* Source files bigger than this are not believed (10M messages). */
+#define MIGRATE_FILE_MAX	(1024L * 1024 * 1024)
+/* Octets of a message read to find its X-UIDL: header field. */
+#define MIGRATE_HEADER_MAX	(16 * 1024)
+/* Source ranks: Dovecot's messages first, then Courier's, then X-UIDL. */
+#define MIGRATE_RANK_SHIFT	60
+
+/* A message of the snapshot during migrate_apply. */
+struct migrate_slot {
+	size_t		 idx;		/* in the snapshot */
+	const struct migrate_entry *e;	/* imported, or NULL */
+};
+
+/* Open-addressing set of UIDL strings (not owned). */
+struct migrate_set {
+	const char	**v;
+	size_t		 mask;
+};
+
+static char	*migrate_slurp(int, const char *, size_t *);
+static int	 migrate_add(struct migrate_map *, const char *, size_t,
+		    const char *, size_t, uint64_t);
+static int	 migrate_cmp_base(const void *, const void *);
+static int	 migrate_cmp_order(const void *, const void *);
+
+void
+migrate_opts_from_conf(struct migrate_opts *o, const struct config *cf)
+{
+	memset(o, 0, sizeof(*o));
+	if (cf->dovecot_uidl_format != NULL)
+		snprintf(o->dovecot_fmt, sizeof(o->dovecot_fmt), "%s",
+		    cf->dovecot_uidl_format);
+	o->courier = cf->courier_uidl;
+	o->xuidl = cf->xuidl_header;
+}
+
+int
+migrate_enabled(const struct migrate_opts *o)
+{
+	return o != NULL && (o->dovecot_fmt[0] != '\0' || o->courier ||
+	    o->xuidl);
+}
+
+int
+migrate_uidl_valid(const char *s, size_t len)
+{
+	size_t i;
+
+	if (len < 1 || len > MAILDIR_UIDL_MAX)
+		return 0;
+	for (i = 0; i < len; i++)
+		if ((unsigned char)s[i] < 0x21 || (unsigned char)s[i] > 0x7e)
+			return 0;
+	return 1;
+}
+
+/* One %-directive of a format, parsed. */
+struct migrate_dir {
+	long		 offset;	/* from the start, or the end if < 0 */
+	size_t		 width;		/* 0: whole value */
+	int		 zero;		/* pad with '0' up to width */
+	char		 mods[8];	/* L U X R, applied in order */
+	char		 var;		/* u v f g m or '%' */
+};
+
+/*
+ * Parse the directive after a '%' at *pp (Dovecot's var_expand syntax:
+ * [-][0]digits[.[-]digits] modifiers variable).  Returns 0 and advances
+ * *pp, or -1 with *errstr.
+ */
+static int
+migrate_parse_dir(const char **pp, struct migrate_dir *d,
+    const char **errstr)
+{
+	const char *p = *pp, *e;
+	long n = 0, sign = 1;
+	size_t nm = 0, len;
+
+	memset(d, 0, sizeof(*d));
+	if (*p == '%') {
+		d->var = '%';
+		*pp = p + 1;
+		return 0;
+	}
+	if (*p == '-') {
+		sign = -1;
+		p++;
+	}
+	if (*p == '0')
+		d->zero = 1;
+	while (isdigit((unsigned char)*p) && n < 100000)
+		n = n * 10 + (*p++ - '0');
+	if (*p == '.') {
+		d->offset = sign * n;
+		d->zero = 0;
+		p++;
+		sign = 1;
+		if (*p == '-') {
+			sign = -1;
+			p++;
+		}
+		n = 0;
+		while (isdigit((unsigned char)*p) && n < 100000)
+			n = n * 10 + (*p++ - '0');
+	}
+	d->width = (size_t)n;
+	while (*p != '\0' && strchr("LUXR", *p) != NULL) {
+		if (nm + 1 >= sizeof(d->mods)) {
+			*errstr = "too many modifiers";
+			return -1;
+		}
+		d->mods[nm++] = *p++;
+	}
+	if (*p != '\0' && strchr("EHNMDST", *p) != NULL && p[1] != '\0' &&
+	    p[1] != '}') {
+		*errstr = "unsupported modifier (only L, U, X and R)";
+		return -1;
+	}
+	if (*p == '{') {
+		if ((e = strchr(p, '}')) == NULL) {
+			*errstr = "unterminated %{";
+			return -1;
+		}
+		len = (size_t)(e - p - 1);
+		if (len == 3 && memcmp(p + 1, "uid", 3) == 0)
+			d->var = 'u';
+		else if (len == 11 && memcmp(p + 1, "uidvalidity", 11) == 0)
+			d->var = 'v';
+		else if (len == 3 && memcmp(p + 1, "md5", 3) == 0)
+			d->var = 'm';
+		else if (len == 8 && memcmp(p + 1, "filename", 8) == 0)
+			d->var = 'f';
+		else if (len == 4 && memcmp(p + 1, "guid", 4) == 0)
+			d->var = 'g';
+		else {
+			*errstr = "unknown %{variable} (uid, uidvalidity, "
+			    "filename, guid)";
+			return -1;
+		}
+		p = e + 1;
+	} else if (*p != '\0' && strchr("uvfgm", *p) != NULL)
+		d->var = *p++;
+	else {
+		*errstr = "unknown variable (%u, %v, %f, %g)";
+		return -1;
+	}
+	if (d->var == 'm') {
+		*errstr = "%m (header MD5) is not supported: Dovecot's Maildir "
+		    "storage cannot show it either";
+		return -1;
+	}
+	*pp = p;
+	return 0;
+}
+
+int
+migrate_format_check(const char *fmt, const char **errstr)
+{
+	struct migrate_dir d;
+	const char *p = fmt;
+	int vars = 0;
+
+	if (strlen(fmt) >= MIGRATE_FMT_MAX) {
+		*errstr = "format too long";
+		return -1;
+	}
+	while (*p != '\0') {
+		if (*p++ != '%')
+			continue;
+		if (migrate_parse_dir(&p, &d, errstr) == -1)
+			return -1;
+		if (d.var != '%')
+			vars++;
+	}
+	if (vars == 0) {
+		*errstr = "the format names no variable (%u, %v, %f, %g)";
+		return -1;
+	}
+	return 0;
+}
+
+/* Apply one directive's modifiers, offset and width to v (NUL-terminated
+ * in a buffer of vsize octets). */
+static void
+migrate_modify(const struct migrate_dir *d, char *v, size_t vsize)
+{
+	unsigned long long n;
+	char *end, tmp[MIGRATE_FMT_MAX * 4];
+	size_t i, len, start, pad;
+	const char *m;
+
+	for (m = d->mods; *m != '\0'; m++) {
+		len = strlen(v);
+		switch (*m) {
+		case 'L':
+			for (i = 0; i < len; i++)
+				v[i] = tolower((unsigned char)v[i]);
+			break;
+		case 'U':
+			for (i = 0; i < len; i++)
+				v[i] = toupper((unsigned char)v[i]);
+			break;
+		case 'X':
+			/* Dovecot prints hex with lower-case digits. */
+			errno = 0;
+			n = strtoull(v, &end, 10);
+			if (len > 0 && *end == '\0' && errno == 0)
+				snprintf(v, vsize, "%llx", n);
+			break;
+		case 'R':
+			for (i = 0; i < len / 2; i++) {
+				char c = v[i];
+				v[i] = v[len - 1 - i];
+				v[len - 1 - i] = c;
+			}
+			break;
+		}
+	}
+	len = strlen(v);
+	if (d->offset < 0)
+		start = (size_t)-d->offset >= len ? 0 : len - (size_t)-d->offset;
+	else
+		start = (size_t)d->offset >= len ? len : (size_t)d->offset;
+	memmove(v, v + start, len - start + 1);
+	len -= start;
+	if (d->zero && len < d->width && d->width < sizeof(tmp) &&
+	    d->width < vsize) {
+		pad = d->width - len;
+		memset(tmp, '0', pad);
+		memcpy(tmp + pad, v, len + 1);
+		memcpy(v, tmp, d->width + 1);
+	} else if (!d->zero && d->width > 0 && len > d->width)
+		v[d->width] = '\0';
+}
+
+int
+migrate_format_expand(const char *fmt, const struct migrate_vars *vars,
+    char *out, size_t outlen)
+{
+	struct migrate_dir d;
+	const char *p = fmt, *es;
+	char v[MIGRATE_FMT_MAX * 4];
+	size_t o = 0, len;
+
+	while (*p != '\0') {
+		if (*p != '%') {
+			if (o + 1 >= outlen)
+				return -1;
+			out[o++] = *p++;
+			continue;
+		}
+		p++;
+		if (migrate_parse_dir(&p, &d, &es) == -1)
+			return -1;
+		switch (d.var) {
+		case '%':
+			snprintf(v, sizeof(v), "%%");
+			break;
+		case 'u':
+			snprintf(v, sizeof(v), "%llu", vars->uid);
+			break;
+		case 'v':
+			snprintf(v, sizeof(v), "%llu", vars->uidvalidity);
+			break;
+		case 'f':
+		case 'g':
+			if (d.var == 'f' || vars->guid == NULL)
+				len = vars->filename_len;
+			else
+				len = vars->guid_len;
+			if (len >= sizeof(v) / 2)
+				return -1;
+			memcpy(v, d.var == 'f' || vars->guid == NULL ?
+			    vars->filename : vars->guid, len);
+			v[len] = '\0';
+			break;
+		default:
+			return -1;
+		}
+		migrate_modify(&d, v, sizeof(v));
+		len = strlen(v);
+		if (o + len >= outlen)
+			return -1;
+		memcpy(out + o, v, len);
+		o += len;
+	}
+	if (o >= outlen)
+		return -1;
+	out[o] = '\0';
+	return (int)o;
+}
+
+/* Append an entry (base name up to ':'); duplicates are left for the
+ * caller's lookup to ignore.  Returns 1, 0 if unusable, -1 (ENOMEM). */
+static int
+migrate_add(struct migrate_map *m, const char *base, size_t blen,
+    const char *uidl, size_t ulen, uint64_t order)
+{
+	struct migrate_entry *nv, *e;
+	size_t ncap;
+
+	blen = strnlen(base, blen);
+	if (memchr(base, ':', blen) != NULL)
+		blen = (size_t)((const char *)memchr(base, ':', blen) - base);
+	if (blen == 0 || memchr(base, '/', blen) != NULL ||
+	    !migrate_uidl_valid(uidl, ulen))
+		return 0;
+	if (m->n == m->cap) {
+		ncap = m->cap == 0 ? 64 : m->cap * 2;
+		if ((nv = reallocarray(m->v, ncap, sizeof(*nv))) == NULL)
+			return -1;
+		m->v = nv;
+		m->cap = ncap;
+	}
+	e = &m->v[m->n];
+	if ((e->base = strndup(base, blen)) == NULL)
+		return -1;
+	memcpy(e->uidl, uidl, ulen);
+	e->uidl[ulen] = '\0';
+	e->order = order;
+	m->n++;
+	return 1;
+}
+
+void
+migrate_map_free(struct migrate_map *m)
+{
+	size_t i;
+
+	for (i = 0; i < m->n; i++)
+		free(m->v[i].base);
+	free(m->v);
+	memset(m, 0, sizeof(*m));
+}
+
+/* Next line of text: sets *line, *llen (without the LF); returns 0 at
+ * the end. */
+static int
+migrate_line(const char *text, size_t len, size_t *pos, const char **line,
+    size_t *llen)
+{
+	const char *nl;
+
+	if (*pos >= len)
+		return 0;
+	*line = text + *pos;
+	nl = memchr(*line, '\n', len - *pos);
+	*llen = nl != NULL ? (size_t)(nl - *line) : len - *pos;
+	*pos += *llen + (nl != NULL);
+	return 1;
+}
+
+/* Octets of s[0..max) before the first c (max if none). */
+static size_t
+migrate_span(const char *s, size_t max, int c)
+{
+	const char *p = memchr(s, c, max);
+
+	return p != NULL ? (size_t)(p - s) : max;
+}
+
+/* Strict decimal of s[0..len); returns 0 or -1. */
+static int
+migrate_num(const char *s, size_t len, unsigned long long *v)
+{
+	unsigned long long n = 0;
+	size_t i;
+
+	if (len == 0 || len > 19)
+		return -1;
+	for (i = 0; i < len; i++) {
+		if (!isdigit((unsigned char)s[i]))
+			return -1;
+		n = n * 10 + (unsigned long long)(s[i] - '0');
+	}
+	*v = n;
+	return 0;
+}
+
+int
+migrate_parse_dovecot(const char *text, size_t len, const char *fmt,
+    struct migrate_map *m)
+{
+	struct migrate_vars vars;
+	const char *line, *p, *end, *fname, *tok, *pop3;
+	char uidl[MAILDIR_UIDL_MAX + 2];
+	size_t pos = 0, llen, tl, plen = 0;
+	unsigned long long uid, uidv = 0, ord, v;
+	int version, r, added = 0, hasord;
+
+	if (!migrate_line(text, len, &pos, &line, &llen) || llen < 2)
+		return 0;
+	if (line[0] == '3' && line[1] == ' ')
+		version = 3;
+	else if (line[0] == '1' && line[1] == ' ')
+		version = 1;
+	else
+		return 0;
+	/* Header: version 3 has V<uidvalidity> among its fields, version 1
+	 * has it as the second number. */
+	for (p = line + 2, end = line + llen; p < end; p = tok + tl) {
+		while (p < end && *p == ' ')
+			p++;
+		tok = p;
+		tl = 0;
+		while (tok + tl < end && tok[tl] != ' ')
+			tl++;
+		if (tl == 0)
+			break;
+		if (version == 3 && tok[0] == 'V' &&
+		    migrate_num(tok + 1, tl - 1, &v) == 0)
+			uidv = v;
+		if (version == 1 && migrate_num(tok, tl, &v) == 0) {
+			uidv = v;
+			break;
+		}
+	}
+	if (uidv == 0)
+		return 0;
+	while (migrate_line(text, len, &pos, &line, &llen)) {
+		end = line + llen;
+		tl = 0;
+		while (tl < llen && line[tl] != ' ')
+			tl++;
+		if (migrate_num(line, tl, &uid) == -1 || uid == 0 ||
+		    uid > 0xffffffffULL)
+			continue;
+		p = line + tl;
+		fname = NULL;
+		pop3 = NULL;
+		hasord = 0;
+		ord = 0;
+		memset(&vars, 0, sizeof(vars));
+		if (version == 1) {
+			if (p < end && *p == ' ')
+				p++;
+			fname = p;
+		}
+		while (version == 3 && p < end) {
+			while (p < end && *p == ' ')
+				p++;
+			if (p < end && *p == ':') {
+				fname = p + 1;
+				break;
+			}
+			tok = p;
+			while (p < end && *p != ' ')
+				p++;
+			tl = (size_t)(p - tok);
+			if (tl < 2)
+				continue;
+			switch (tok[0]) {
+			case 'P':
+				pop3 = tok + 1;
+				plen = tl - 1;
+				break;
+			case 'O':
+				if (migrate_num(tok + 1, tl - 1, &v) == 0) {
+					hasord = 1;
+					ord = v;
+				}
+				break;
+			case 'G':
+				vars.guid = tok + 1;
+				vars.guid_len = tl - 1;
+				break;
+			}
+		}
+		if (fname == NULL || fname >= end)
+			continue;
+		vars.uid = uid;
+		vars.uidvalidity = uidv;
+		vars.filename = fname;
+		vars.filename_len = migrate_span(fname,
+		    (size_t)(end - fname), ':');
+		if (pop3 != NULL) {
+			if (plen > MAILDIR_UIDL_MAX)
+				continue;
+			memcpy(uidl, pop3, plen);
+			uidl[plen] = '\0';
+		} else if (fmt == NULL || migrate_format_expand(fmt, &vars,
+		    uidl, sizeof(uidl)) == -1)
+			continue;
+		/* Messages with a POP3 order (O) come first, by it; the
+		 * others follow by UID. */
+		r = migrate_add(m, fname, vars.filename_len, uidl,
+		    strlen(uidl), hasord ? ord : (1ULL << 40) + uid);
+		if (r == -1)
+			return -1;
+		added += r;
+	}
+	return added;
+}
+
+/* Courier's order key: the leading decimal number of the name, then
+ * (ties) the caller's stable base-name order. */
+static uint64_t
+migrate_courier_key(const char *name, size_t len)
+{
+	unsigned long long n = 0;
+	size_t i;
+
+	for (i = 0; i < len && isdigit((unsigned char)name[i]) && i < 12; i++)
+		n = n * 10 + (unsigned long long)(name[i] - '0');
+	return (uint64_t)n;
+}
+
+int
+migrate_parse_courier(const char *text, size_t len, struct migrate_map *m)
+{
+	const char *line, *sp1, *sp2, *p;
+	char uidl[MAILDIR_UIDL_MAX + 8];
+	size_t pos = 0, llen, blen, i, o;
+	unsigned long long ver = 0, uidn, uidv, size;
+	int old, r, added = 0;
+
+	if (len == 0)
+		return 0;
+	old = text[0] != '/';
+	if (!old) {
+		migrate_line(text, len, &pos, &line, &llen);
+		p = line + 1;
+		for (i = 0; i + 1 < llen && isdigit((unsigned char)p[i]); i++)
+			;
+		if (migrate_num(p, i, &ver) == -1 || (ver != 2 && ver != 3))
+			return 0;
+	}
+	while (migrate_line(text, len, &pos, &line, &llen)) {
+		/* "<filename> <size>[ <uid>:<uidv>[:<utf8>]]": the name may
+		 * hold spaces, so fields are taken from the end. */
+		sp2 = NULL;
+		for (p = line + llen; p > line; p--)
+			if (p[-1] == ' ') {
+				sp2 = p - 1;
+				break;
+			}
+		if (sp2 == NULL)
+			continue;
+		if (old) {
+			if (migrate_num(sp2 + 1, (size_t)(line + llen - sp2 - 1),
+			    &size) == -1)
+				continue;
+			blen = migrate_span(line, (size_t)(sp2 - line), ':');
+			/* Courier 0.x: the base name, bytes it may not
+			 * show as +XX. */
+			for (i = 0, o = 0; i < blen && o + 3 < sizeof(uidl);
+			    i++) {
+				unsigned char c = (unsigned char)line[i];
+				if (c < 0x21 || c > 0x7e || c == '\'' ||
+				    c == '"' || c == '+')
+					o += (size_t)snprintf(uidl + o,
+					    sizeof(uidl) - o, "+%02X", c);
+				else
+					uidl[o++] = (char)c;
+			}
+			if (i < blen)
+				continue;
+			uidl[o] = '\0';
+		} else {
+			sp1 = NULL;
+			for (p = sp2; p > line; p--)
+				if (p[-1] == ' ') {
+					sp1 = p - 1;
+					break;
+				}
+			if (sp1 == NULL || migrate_num(sp1 + 1,
+			    (size_t)(sp2 - sp1 - 1), &size) == -1)
+				continue;
+			p = sp2 + 1;
+			for (i = 0; p + i < line + llen && p[i] != ':'; i++)
+				;
+			if (migrate_num(p, i, &uidn) == -1 ||
+			    p + i >= line + llen)
+				continue;
+			p += i + 1;
+			for (i = 0; p + i < line + llen && p[i] != ':'; i++)
+				;
+			if (migrate_num(p, i, &uidv) == -1)
+				continue;
+			if (uidn == 0)
+				continue;
+			if (uidv != 0)
+				snprintf(uidl, sizeof(uidl), "UID%llu-%llu",
+				    uidn, uidv);
+			else
+				snprintf(uidl, sizeof(uidl), "UID%llu", uidn);
+			blen = migrate_span(line, (size_t)(sp1 - line), ':');
+		}
+		r = migrate_add(m, line, blen, uidl, strlen(uidl),
+		    migrate_courier_key(line, blen));
+		if (r == -1)
+			return -1;
+		added += r;
+	}
+	return added;
+}
+
+int
+migrate_parse_state(const char *text, size_t len, struct migrate_map *m)
+{
+	const char *line, *u, *b;
+	size_t pos = 0, llen, ol, ul;
+	unsigned long long ord;
+	int r, added = 0;
+
+	if (!migrate_line(text, len, &pos, &line, &llen) ||
+	    llen + 1 != sizeof(MIGRATE_STATE_MAGIC) - 1 ||
+	    memcmp(line, MIGRATE_STATE_MAGIC, llen) != 0)
+		return 0;
+	while (migrate_line(text, len, &pos, &line, &llen)) {
+		for (ol = 0; ol < llen && line[ol] != ' '; ol++)
+			;
+		if (ol == llen || migrate_num(line, ol, &ord) == -1)
+			continue;
+		u = line + ol + 1;
+		for (ul = 0; u + ul < line + llen && u[ul] != ' '; ul++)
+			;
+		b = u + ul + 1;
+		if (b > line + llen)
+			continue;
+		r = migrate_add(m, b, (size_t)(line + llen - b), u, ul, ord);
+		if (r == -1)
+			return -1;
+		added += r;
+	}
+	return added;
+}
+
+int
+migrate_xuidl(const char *text, size_t len, char out[MAILDIR_UIDL_MAX + 1])
+{
+	const char *line, *v;
+	size_t pos = 0, llen, vl;
+
+	while (migrate_line(text, len, &pos, &line, &llen)) {
+		if (llen > 0 && line[llen - 1] == '\r')
+			llen--;
+		if (llen == 0)
+			break;		/* end of the header */
+		if (llen < 7 || strncasecmp(line, "X-UIDL:", 7) != 0)
+			continue;
+		v = line + 7;
+		vl = llen - 7;
+		while (vl > 0 && (*v == ' ' || *v == '\t')) {
+			v++;
+			vl--;
+		}
+		while (vl > 0 && (v[vl - 1] == ' ' || v[vl - 1] == '\t'))
+			vl--;
+		if (!migrate_uidl_valid(v, vl))
+			continue;
+		memcpy(out, v, vl);
+		out[vl] = '\0';
+		return 1;
+	}
+	return 0;
+}
+
+int
+migrate_state_write(int dirfd, const struct migrate_map *m)
+{
+	FILE *f;
+	size_t i;
+	int fd, saved;
+
+	fd = openat(dirfd, MIGRATE_STATE_TMP, O_WRONLY | O_CREAT | O_TRUNC |
+	    O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd == -1)
+		return -1;
+	if ((f = fdopen(fd, "w")) == NULL) {
+		saved = errno;
+		close(fd);
+		unlinkat(dirfd, MIGRATE_STATE_TMP, 0);
+		errno = saved;
+		return -1;
+	}
+	fputs(MIGRATE_STATE_MAGIC, f);
+	for (i = 0; i < m->n; i++)
+		if (strchr(m->v[i].base, '\n') == NULL)
+			fprintf(f, "%llu %s %s\n",
+			    (unsigned long long)m->v[i].order, m->v[i].uidl,
+			    m->v[i].base);
+	/* Durable: once written, the old server's files may be removed. */
+	if (fflush(f) == EOF || ferror(f) || fsync(fileno(f)) == -1) {
+		saved = errno;
+		fclose(f);
+		unlinkat(dirfd, MIGRATE_STATE_TMP, 0);
+		errno = saved;
+		return -1;
+	}
+	if (fclose(f) == EOF ||
+	    renameat(dirfd, MIGRATE_STATE_TMP, dirfd, MIGRATE_STATE_FILE) == -1) {
+		saved = errno;
+		unlinkat(dirfd, MIGRATE_STATE_TMP, 0);
+		errno = saved;
+		return -1;
+	}
+	fsync(dirfd);
+	return 0;
+}
+
+/* Read a whole file at dirfd/name (NULL if missing, unreadable, too big
+ * or out of memory). */
+static char *
+migrate_slurp(int dirfd, const char *name, size_t *lenp)
+{
+	struct stat st;
+	char *buf;
+	size_t off = 0;
+	ssize_t n;
+	int fd;
+
+	if ((fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1)
+		return NULL;
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||
+	    st.st_size > MIGRATE_FILE_MAX ||
+	    (buf = malloc((size_t)st.st_size + 1)) == NULL) {
+		close(fd);
+		return NULL;
+	}
+	while (off < (size_t)st.st_size) {
+		n = read(fd, buf + off, (size_t)st.st_size - off);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		off += (size_t)n;
+	}
+	close(fd);
+	buf[off] = '\0';
+	*lenp = off;
+	return buf;
+}
+
+static int
+migrate_cmp_base(const void *a, const void *b)
+{
+	const struct migrate_entry *ea = a, *eb = b;
+	int c;
+
+	if ((c = strcmp(ea->base, eb->base)) != 0)
+		return c;
+	/* The same base twice: the earliest in the old order wins. */
+	return ea->order < eb->order ? -1 : ea->order > eb->order;
+}
+
+/* Find base (len octets) in m, sorted by base. */
+static const struct migrate_entry *
+migrate_lookup(const struct migrate_map *m, const char *base, size_t len)
+{
+	size_t lo = 0, hi = m->n, mid, bl;
+	int c;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		bl = strlen(m->v[mid].base);
+		c = memcmp(m->v[mid].base, base, bl < len ? bl : len);
+		if (c == 0 && bl != len)
+			c = bl < len ? -1 : 1;
+		if (c == 0) {
+			/* The first of equal bases (earliest order). */
+			while (mid > 0 && strcmp(m->v[mid - 1].base,
+			    m->v[mid].base) == 0)
+				mid--;
+			return &m->v[mid];
+		}
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+static int
+migrate_cmp_order(const void *a, const void *b)
+{
+	const struct migrate_slot *sa = a, *sb = b;
+
+	/* Imported first, by their old order; then the rest, as scanned. */
+	if (sa->e != NULL && sb->e != NULL && sa->e->order != sb->e->order)
+		return sa->e->order < sb->e->order ? -1 : 1;
+	if ((sa->e != NULL) != (sb->e != NULL))
+		return sa->e != NULL ? -1 : 1;
+	return sa->idx < sb->idx ? -1 : sa->idx > sb->idx;
+}
+
+/* FNV-1a of a string. */
+static size_t
+migrate_hash(const char *s)
+{
+	size_t h = 14695981039346656037ULL;
+
+	while (*s != '\0')
+		h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
+	return h;
+}
+
+static int
+migrate_set_init(struct migrate_set *s, size_t n)
+{
+	size_t cap = 16;
+
+	while (cap < n * 2 + 16)
+		cap *= 2;
+	if ((s->v = calloc(cap, sizeof(*s->v))) == NULL)
+		return -1;
+	s->mask = cap - 1;
+	return 0;
+}
+
+/* Is u in s?  With add set, insert it when absent (s must have room). */
+static int
+migrate_set_has(struct migrate_set *s, const char *u, int add)
+{
+	size_t i = migrate_hash(u) & s->mask;
+
+	while (s->v[i] != NULL) {
+		if (strcmp(s->v[i], u) == 0)
+			return 1;
+		i = (i + 1) & s->mask;
+	}
+	if (add)
+		s->v[i] = u;
+	return 0;
+}
+
+/* The replacement UIDL of a message whose own is taken: "X:" and the
+ * SHA-1 of "migrate/", a try number after the first, and the base name
+ * ("migrate/" holds a '/', so no base name or maildir.c digest input
+ * equals it). */
+static void
+migrate_digest(const char *base, size_t len, unsigned int try,
+    char out[MAILDIR_UIDL_MAX + 1])
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0, i;
+	char pre[32];
+	EVP_MD_CTX *ctx;
+	int n;
+
+	n = try == 0 ? snprintf(pre, sizeof(pre), "migrate/") :
+	    snprintf(pre, sizeof(pre), "migrate/%u/", try);
+	if ((ctx = EVP_MD_CTX_new()) == NULL ||
+	    !EVP_DigestInit_ex(ctx, EVP_sha1(), NULL) ||
+	    !EVP_DigestUpdate(ctx, pre, (size_t)n) ||
+	    !EVP_DigestUpdate(ctx, base, len) ||
+	    !EVP_DigestFinal_ex(ctx, md, &mdlen) || mdlen != 20)
+		abort();	/* SHA-1 is always in the default provider */
+	EVP_MD_CTX_free(ctx);
+	out[0] = 'X';
+	out[1] = ':';
+	for (i = 0; i < mdlen; i++) {
+		out[2 + 2 * i] = hex[md[i] >> 4];
+		out[3 + 2 * i] = hex[md[i] & 0xf];
+	}
+	out[2 + 2 * mdlen] = '\0';
+}
+
+/* Base name of a snapshot message ("cur/BASE:2,..."). */
+static const char *
+migrate_base(const struct maildir_msg *msg, size_t *len)
+{
+	*len = msg->base_len;
+	return msg->name + 4;
+}
+
+/*
+ * First login with migration on: read the old server's files (and, with
+ * xuidl, the header of each message they do not cover) into m, ordered
+ * by source then old order.  Returns 1 if the result should be saved, 0
+ * if there was nothing to import, -1 when out of memory.
+ */
+static int
+migrate_import(struct mailbox *mb, int dirfd, const struct migrate_opts *o,
+    struct migrate_map *m)
+{
+	struct migrate_map view;
+	char *text, *hdr = NULL, uidl[MAILDIR_UIDL_MAX + 1];
+	const char *b;
+	size_t len, i, n0, blen;
+	ssize_t r;
+	int fd, found = 0;
+
+	if (o->dovecot_fmt[0] != '\0' &&
+	    (text = migrate_slurp(dirfd, MIGRATE_DOVECOT_FILE, &len)) != NULL) {
+		found = 1;
+		if (migrate_parse_dovecot(text, len, o->dovecot_fmt, m) == -1) {
+			free(text);
+			return -1;
+		}
+		free(text);
+	}
+	if (o->courier &&
+	    (text = migrate_slurp(dirfd, MIGRATE_COURIER_FILE, &len)) != NULL) {
+		found = 1;
+		n0 = m->n;
+		if (migrate_parse_courier(text, len, m) == -1) {
+			free(text);
+			return -1;
+		}
+		free(text);
+		for (i = n0; i < m->n; i++)
+			m->v[i].order |= 1ULL << MIGRATE_RANK_SHIFT;
+	}
+	if (o->xuidl) {
+		found = 1;
+		if ((hdr = malloc(MIGRATE_HEADER_MAX)) == NULL)
+			return -1;
+		if (m->n > 1)
+			qsort(m->v, m->n, sizeof(*m->v), migrate_cmp_base);
+		n0 = m->n;
+		for (i = 0; i < maildir_count(mb); i++) {
+			/* Only the sorted part (other sources) is looked up;
+			 * what this loop appends is not sorted. */
+			view.v = m->v;
+			view.n = n0;
+			b = migrate_base(maildir_msg(mb, i), &blen);
+			if (migrate_lookup(&view, b, blen) != NULL)
+				continue;
+			fd = openat(dirfd, maildir_msg(mb, i)->name,
+			    O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+			if (fd == -1)
+				continue;
+			r = read(fd, hdr, MIGRATE_HEADER_MAX);
+			close(fd);
+			if (r <= 0 || !migrate_xuidl(hdr, (size_t)r, uidl))
+				continue;
+			if (migrate_add(m, b, blen, uidl, strlen(uidl),
+			    (2ULL << MIGRATE_RANK_SHIFT) + i) == -1) {
+				free(hdr);
+				return -1;
+			}
+		}
+		free(hdr);
+	}
+	return found;
+}
+
+int
+migrate_apply(struct mailbox *mb, int dirfd, const struct migrate_opts *o)
+{
+	struct migrate_map m;
+	struct migrate_slot *sl = NULL;
+	struct migrate_set imported, used;
+	struct maildir_msg *msg;
+	size_t i, n, blen, *perm = NULL;
+	const char *b;
+	char *text, cand[MAILDIR_UIDL_MAX + 1];
+	char (*uidls)[MAILDIR_UIDL_MAX + 1] = NULL;
+	unsigned int try;
+	int rc = -1, save = 0, r;
+
+	if (!migrate_enabled(o))
+		return 0;
+	memset(&m, 0, sizeof(m));
+	memset(&imported, 0, sizeof(imported));
+	memset(&used, 0, sizeof(used));
+	if ((text = migrate_slurp(dirfd, MIGRATE_STATE_FILE, &n)) != NULL) {
+		r = migrate_parse_state(text, n, &m);
+		free(text);
+		if (r == -1)
+			goto out;
+	} else {
+		if ((r = migrate_import(mb, dirfd, o, &m)) == -1)
+			goto out;
+		save = r;
+	}
+	if (m.n > 1)
+		qsort(m.v, m.n, sizeof(*m.v), migrate_cmp_base);
+	/* Saved before use: the mapping, once shown, must not change. */
+	if (save)
+		(void)migrate_state_write(dirfd, &m);
+
+	n = maildir_count(mb);
+	if (m.n == 0 && n == 0) {
+		rc = 0;
+		goto out;
+	}
+	if ((sl = calloc(n + 1, sizeof(*sl))) == NULL ||
+	    (perm = calloc(n + 1, sizeof(*perm))) == NULL ||
+	    (uidls = calloc(n + 1, sizeof(*uidls))) == NULL ||
+	    migrate_set_init(&imported, m.n) == -1 ||
+	    migrate_set_init(&used, n) == -1)
+		goto out;
+	for (i = 0; i < m.n; i++)
+		migrate_set_has(&imported, m.v[i].uidl, 1);
+	for (i = 0; i < n; i++) {
+		b = migrate_base(maildir_msg(mb, i), &blen);
+		sl[i].idx = i;
+		sl[i].e = migrate_lookup(&m, b, blen);
+	}
+	if (n > 1)
+		qsort(sl, n, sizeof(*sl), migrate_cmp_order);
+	for (i = 0; i < n; i++) {
+		msg = maildir_msg(mb, sl[i].idx);
+		perm[i] = sl[i].idx;
+		if (sl[i].e != NULL && !migrate_set_has(&used, sl[i].e->uidl,
+		    0)) {
+			snprintf(uidls[i], sizeof(uidls[i]), "%s",
+			    sl[i].e->uidl);
+			migrate_set_has(&used, uidls[i], 1);
+			continue;
+		}
+		/* Not imported (or a duplicate of an earlier import): its
+		 * usual UIDL, unless an imported message has or had it. */
+		snprintf(cand, sizeof(cand), "%s", msg->uidl);
+		b = migrate_base(msg, &blen);
+		for (try = 0; migrate_set_has(&imported, cand, 0) ||
+		    migrate_set_has(&used, cand, 0); try++)
+			migrate_digest(b, blen, try, cand);
+		snprintf(uidls[i], sizeof(uidls[i]), "%s", cand);
+		migrate_set_has(&used, uidls[i], 1);
+	}
+	/* Written only now: the sets point into uidls, never into msgs. */
+	if (maildir_reorder(mb, perm) == -1)
+		goto out;
+	for (i = 0; i < n; i++)
+		memcpy(maildir_msg(mb, i)->uidl, uidls[i], sizeof(uidls[i]));
+	rc = 0;
+out:
+	free(imported.v);
+	free(used.v);
+	free(uidls);
+	free(perm);
+	free(sl);
+	migrate_map_free(&m);
+	return rc;
+}
