@@ -93,7 +93,7 @@ check-unit: all $(UNIT_BIN)
 
 # Integration suites: each starts the real daemon on loopback ports.  All
 # of them run even when one fails, so one report shows every failure.
-INTEG = run tls faults clients service cluster
+INTEG = run tls faults clients service cluster migrate
 check-integ: all
 	@fail=0; for t in $(INTEG); do \
 		echo "== tests/integ/$$t.py"; \

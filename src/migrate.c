@@ -9,20 +9,26 @@
 #include "config.h"
 
 #include <sys/types.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
+#include <openssl/ssl.h>
 
+#include "auth.h"
 #include "conf.h"
+#include "lock.h"
 #include "maildir.h"
 #include "migrate.h"
 
@@ -352,6 +358,125 @@ migrate_add(struct migrate_map *m, const char *base, size_t blen,
 	return 1;
 }
 
+/* Add a retired UIDL (invalid ones are ignored).  Returns 0 or -1. */
+static int
+migrate_retire(struct migrate_map *m, const char *uidl, size_t len)
+{
+	size_t ncap, *no;
+	char *nb;
+
+	if (!migrate_uidl_valid(uidl, len))
+		return 0;
+	if (m->nretired == m->roffcap) {
+		ncap = m->roffcap == 0 ? 256 : m->roffcap * 2;
+		if ((no = reallocarray(m->roff, ncap, sizeof(*no))) == NULL)
+			return -1;
+		m->roff = no;
+		m->roffcap = ncap;
+	}
+	if (m->rlen + len + 1 > m->rcap) {
+		ncap = m->rcap == 0 ? 4096 : m->rcap;
+		while (m->rlen + len + 1 > ncap)
+			ncap *= 2;
+		if ((nb = realloc(m->rbuf, ncap)) == NULL)
+			return -1;
+		m->rbuf = nb;
+		m->rcap = ncap;
+	}
+	memcpy(m->rbuf + m->rlen, uidl, len);
+	m->rbuf[m->rlen + len] = '\0';
+	m->roff[m->nretired++] = m->rlen;
+	m->rlen += len + 1;
+	return 0;
+}
+
+static int
+migrate_cmp_ull(const void *a, const void *b)
+{
+	unsigned long long x = *(const unsigned long long *)a;
+	unsigned long long y = *(const unsigned long long *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * Retire the UIDL of every UID in [1, next) not in seen (n of them,
+ * sorted here), the newest MIGRATE_RETIRED_MAX at most; fmt is a
+ * pop3_uidl_format or NULL for Courier's "UID<n>-<uidv>".
+ */
+static int
+migrate_retire_gaps(struct migrate_map *m, unsigned long long *seen,
+    size_t n, unsigned long long next, unsigned long long uidv,
+    const char *fmt)
+{
+	struct migrate_vars vars;
+	char uidl[MAILDIR_UIDL_MAX + 8];
+	unsigned long long u, first;
+	size_t i = 0;
+	int len;
+
+	if (n > 1)
+		qsort(seen, n, sizeof(*seen), migrate_cmp_ull);
+	first = next > MIGRATE_RETIRED_MAX ? next - MIGRATE_RETIRED_MAX : 1;
+	memset(&vars, 0, sizeof(vars));
+	vars.uidvalidity = uidv;
+	for (u = first; u < next; u++) {
+		while (i < n && seen[i] < u)
+			i++;
+		if (i < n && seen[i] == u)
+			continue;
+		vars.uid = u;
+		if (fmt != NULL)
+			len = migrate_format_expand(fmt, &vars, uidl,
+			    sizeof(uidl));
+		else if (uidv != 0)
+			len = snprintf(uidl, sizeof(uidl), "UID%llu-%llu", u,
+			    uidv);
+		else
+			len = snprintf(uidl, sizeof(uidl), "UID%llu", u);
+		if (len > 0 && migrate_retire(m, uidl, (size_t)len) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+/* Does fmt name %f or %g (UIDLs of deleted messages then unknowable)? */
+static int
+migrate_format_names(const char *fmt)
+{
+	struct migrate_dir d;
+	const char *p = fmt, *es;
+
+	while (*p != '\0') {
+		if (*p++ != '%')
+			continue;
+		if (migrate_parse_dir(&p, &d, &es) == -1)
+			return 1;
+		if (d.var == 'f' || d.var == 'g')
+			return 1;
+	}
+	return 0;
+}
+
+/* Append uid to the growing array *seen. */
+static int
+migrate_seen(unsigned long long **seen, size_t *n, size_t *cap,
+    unsigned long long uid)
+{
+	unsigned long long *nv;
+	size_t ncap;
+
+	if (*n == *cap) {
+		ncap = *cap == 0 ? 256 : *cap * 2;
+		if ((nv = reallocarray(*seen, ncap, sizeof(*nv))) == NULL)
+			return -1;
+		*seen = nv;
+		*cap = ncap;
+	}
+	(*seen)[(*n)++] = uid;
+	return 0;
+}
+
 void
 migrate_map_free(struct migrate_map *m)
 {
@@ -360,6 +485,8 @@ migrate_map_free(struct migrate_map *m)
 	for (i = 0; i < m->n; i++)
 		free(m->v[i].base);
 	free(m->v);
+	free(m->rbuf);
+	free(m->roff);
 	memset(m, 0, sizeof(*m));
 }
 
@@ -415,7 +542,8 @@ migrate_parse_dovecot(const char *text, size_t len, const char *fmt,
 	const char *line, *p, *end, *fname, *tok, *pop3;
 	char uidl[MAILDIR_UIDL_MAX + 2];
 	size_t pos = 0, llen, tl, plen = 0;
-	unsigned long long uid, uidv = 0, ord, v;
+	unsigned long long uid, uidv = 0, ord, v, next = 0, *seen = NULL;
+	size_t nseen = 0, seencap = 0, nnum;
 	int version, r, added = 0, hasord;
 
 	if (!migrate_line(text, len, &pos, &line, &llen) || llen < 2)
@@ -426,9 +554,9 @@ migrate_parse_dovecot(const char *text, size_t len, const char *fmt,
 		version = 1;
 	else
 		return 0;
-	/* Header: version 3 has V<uidvalidity> among its fields, version 1
-	 * has it as the second number. */
-	for (p = line + 2, end = line + llen; p < end; p = tok + tl) {
+	/* Header: version 3 has V<uidvalidity> and N<next uid> among its
+	 * fields, version 1 has them as its second and third numbers. */
+	for (p = line + 2, end = line + llen, nnum = 0; p < end; p = tok + tl) {
 		while (p < end && *p == ' ')
 			p++;
 		tok = p;
@@ -437,12 +565,18 @@ migrate_parse_dovecot(const char *text, size_t len, const char *fmt,
 			tl++;
 		if (tl == 0)
 			break;
-		if (version == 3 && tok[0] == 'V' &&
+		if (version == 3 && tl > 1 && tok[0] == 'V' &&
 		    migrate_num(tok + 1, tl - 1, &v) == 0)
 			uidv = v;
+		if (version == 3 && tl > 1 && tok[0] == 'N' &&
+		    migrate_num(tok + 1, tl - 1, &v) == 0)
+			next = v;
 		if (version == 1 && migrate_num(tok, tl, &v) == 0) {
-			uidv = v;
-			break;
+			if (nnum == 0)
+				uidv = v;
+			else if (nnum == 1)
+				next = v;
+			nnum++;
 		}
 	}
 	if (uidv == 0)
@@ -455,6 +589,8 @@ migrate_parse_dovecot(const char *text, size_t len, const char *fmt,
 		if (migrate_num(line, tl, &uid) == -1 || uid == 0 ||
 		    uid > 0xffffffffULL)
 			continue;
+		if (migrate_seen(&seen, &nseen, &seencap, uid) == -1)
+			goto nomem;
 		p = line + tl;
 		fname = NULL;
 		pop3 = NULL;
@@ -516,10 +652,18 @@ migrate_parse_dovecot(const char *text, size_t len, const char *fmt,
 		r = migrate_add(m, fname, vars.filename_len, uidl,
 		    strlen(uidl), hasord ? ord : (1ULL << 40) + uid);
 		if (r == -1)
-			return -1;
+			goto nomem;
 		added += r;
 	}
+	if (fmt != NULL && !migrate_format_names(fmt) && next > 1 &&
+	    next <= 0x100000000ULL && migrate_retire_gaps(m, seen, nseen,
+	    next, uidv, fmt) == -1)
+		goto nomem;
+	free(seen);
 	return added;
+nomem:
+	free(seen);
+	return -1;
 }
 
 /* Courier's order key: the leading decimal number of the name, then
@@ -540,8 +684,10 @@ migrate_parse_courier(const char *text, size_t len, struct migrate_map *m)
 {
 	const char *line, *sp1, *sp2, *p;
 	char uidl[MAILDIR_UIDL_MAX + 8];
-	size_t pos = 0, llen, blen, i, o;
-	unsigned long long ver = 0, uidn, uidv, size;
+	size_t pos = 0, llen, blen, i, o, nseen = 0, seencap = 0;
+	unsigned long long ver = 0, uidn, uidv, size, next = 0, huidv = 0;
+	unsigned long long *seen = NULL;
+	char hdr[128];
 	int old, r, added = 0;
 
 	if (len == 0)
@@ -554,6 +700,11 @@ migrate_parse_courier(const char *text, size_t len, struct migrate_map *m)
 			;
 		if (migrate_num(p, i, &ver) == -1 || (ver != 2 && ver != 3))
 			return 0;
+		/* "/V <nextuid> <uidvalidity>" */
+		snprintf(hdr, sizeof(hdr), "%.*s", (int)(llen < 100 ? llen :
+		    100), line + 1);
+		if (sscanf(hdr, "%*u %llu %llu", &next, &huidv) != 2)
+			next = 0;
 	}
 	while (migrate_line(text, len, &pos, &line, &llen)) {
 		/* "<filename> <size>[ <uid>:<uidv>[:<utf8>]]": the name may
@@ -609,6 +760,9 @@ migrate_parse_courier(const char *text, size_t len, struct migrate_map *m)
 				continue;
 			if (uidn == 0)
 				continue;
+			if (uidv == huidv && migrate_seen(&seen, &nseen,
+			    &seencap, uidn) == -1)
+				goto nomem;
 			if (uidv != 0)
 				snprintf(uidl, sizeof(uidl), "UID%llu-%llu",
 				    uidn, uidv);
@@ -619,10 +773,17 @@ migrate_parse_courier(const char *text, size_t len, struct migrate_map *m)
 		r = migrate_add(m, line, blen, uidl, strlen(uidl),
 		    migrate_courier_key(line, blen));
 		if (r == -1)
-			return -1;
+			goto nomem;
 		added += r;
 	}
+	if (!old && next > 1 && next <= 0x100000000ULL &&
+	    migrate_retire_gaps(m, seen, nseen, next, huidv, NULL) == -1)
+		goto nomem;
+	free(seen);
 	return added;
+nomem:
+	free(seen);
+	return -1;
 }
 
 int
@@ -638,6 +799,11 @@ migrate_parse_state(const char *text, size_t len, struct migrate_map *m)
 	    memcmp(line, MIGRATE_STATE_MAGIC, llen) != 0)
 		return 0;
 	while (migrate_line(text, len, &pos, &line, &llen)) {
+		if (llen > 2 && line[0] == 'R' && line[1] == ' ') {
+			if (migrate_retire(m, line + 2, llen - 2) == -1)
+				return -1;
+			continue;
+		}
 		for (ol = 0; ol < llen && line[ol] != ' '; ol++)
 			;
 		if (ol == llen || migrate_num(line, ol, &ord) == -1)
@@ -710,6 +876,8 @@ migrate_state_write(int dirfd, const struct migrate_map *m)
 			fprintf(f, "%llu %s %s\n",
 			    (unsigned long long)m->v[i].order, m->v[i].uidl,
 			    m->v[i].base);
+	for (i = 0; i < m->nretired; i++)
+		fprintf(f, "R %s\n", m->rbuf + m->roff[i]);
 	/* Durable: once written, the old server's files may be removed. */
 	if (fflush(f) == EOF || ferror(f) || fsync(fileno(f)) == -1) {
 		saved = errno;
@@ -1004,18 +1172,20 @@ migrate_apply(struct mailbox *mb, int dirfd, const struct migrate_opts *o)
 		(void)migrate_state_write(dirfd, &m);
 
 	n = maildir_count(mb);
-	if (m.n == 0 && n == 0) {
+	if (n == 0) {
 		rc = 0;
 		goto out;
 	}
 	if ((sl = calloc(n + 1, sizeof(*sl))) == NULL ||
 	    (perm = calloc(n + 1, sizeof(*perm))) == NULL ||
 	    (uidls = calloc(n + 1, sizeof(*uidls))) == NULL ||
-	    migrate_set_init(&imported, m.n) == -1 ||
+	    migrate_set_init(&imported, m.n + m.nretired) == -1 ||
 	    migrate_set_init(&used, n) == -1)
 		goto out;
 	for (i = 0; i < m.n; i++)
 		migrate_set_has(&imported, m.v[i].uidl, 1);
+	for (i = 0; i < m.nretired; i++)
+		migrate_set_has(&imported, m.rbuf + m.roff[i], 1);
 	for (i = 0; i < n; i++) {
 		b = migrate_base(maildir_msg(mb, i), &blen);
 		sl[i].idx = i;
@@ -1056,5 +1226,423 @@ out:
 	free(perm);
 	free(sl);
 	migrate_map_free(&m);
+	return rc;
+}
+
+/* --compare: a blocking POP3 client for the old server. */
+struct migrate_pop {
+	int		 fd;
+	SSL_CTX		*ctx;
+	SSL		*ssl;
+	char		 buf[4096];
+	size_t		 len;
+};
+
+/* One UIDL/LIST row of either side. */
+struct migrate_row {
+	char		 uidl[MAILDIR_UIDL_MAX + 1];
+	uint64_t	 size;
+};
+
+/* Read one line (CRLF or LF stripped) into out; returns 0 or -1. */
+static int
+migrate_pop_line(struct migrate_pop *c, char *out, size_t outlen)
+{
+	char *nl;
+	size_t n;
+	int r;
+
+	for (;;) {
+		if ((nl = memchr(c->buf, '\n', c->len)) != NULL) {
+			n = (size_t)(nl - c->buf);
+			if (n > 0 && c->buf[n - 1] == '\r')
+				n--;
+			if (n >= outlen)
+				n = outlen - 1;
+			memcpy(out, c->buf, n);
+			out[n] = '\0';
+			n = (size_t)(nl - c->buf) + 1;
+			memmove(c->buf, c->buf + n, c->len - n);
+			c->len -= n;
+			return 0;
+		}
+		if (c->len == sizeof(c->buf))
+			return -1;	/* a line longer than POP3 allows */
+		if (c->ssl != NULL)
+			r = SSL_read(c->ssl, c->buf + c->len,
+			    (int)(sizeof(c->buf) - c->len));
+		else
+			r = (int)read(c->fd, c->buf + c->len,
+			    sizeof(c->buf) - c->len);
+		if (r <= 0)
+			return -1;
+		c->len += (size_t)r;
+	}
+}
+
+/* Send a command line; returns 0 or -1. */
+static int
+migrate_pop_send(struct migrate_pop *c, const char *cmd, const char *arg)
+{
+	char line[1024];
+	int n;
+
+	n = snprintf(line, sizeof(line), "%s%s%s\r\n", cmd,
+	    arg != NULL ? " " : "", arg != NULL ? arg : "");
+	if (n < 0 || (size_t)n >= sizeof(line))
+		return -1;
+	if (c->ssl != NULL)
+		return SSL_write(c->ssl, line, n) == n ? 0 : -1;
+	return write(c->fd, line, (size_t)n) == n ? 0 : -1;
+}
+
+/* Send cmd and read a +OK reply into reply; returns 0, or -1. */
+static int
+migrate_pop_cmd(struct migrate_pop *c, const char *cmd, const char *arg,
+    char *reply, size_t rlen)
+{
+	if ((cmd != NULL && migrate_pop_send(c, cmd, arg) == -1) ||
+	    migrate_pop_line(c, reply, rlen) == -1)
+		return -1;
+	return strncmp(reply, "+OK", 3) == 0 ? 0 : -1;
+}
+
+/* Start TLS on the connection (certificate not checked: the old server is
+ * the administrator's own, often with a self-signed one). */
+static int
+migrate_pop_tls(struct migrate_pop *c, const char *host)
+{
+	if ((c->ctx = SSL_CTX_new(TLS_client_method())) == NULL ||
+	    (c->ssl = SSL_new(c->ctx)) == NULL ||
+	    SSL_set_fd(c->ssl, c->fd) != 1)
+		return -1;
+	SSL_set_tlsext_host_name(c->ssl, host);
+	return SSL_connect(c->ssl) == 1 ? 0 : -1;
+}
+
+static void
+migrate_pop_close(struct migrate_pop *c)
+{
+	if (c->ssl != NULL) {
+		SSL_shutdown(c->ssl);
+		SSL_free(c->ssl);
+	}
+	SSL_CTX_free(c->ctx);
+	if (c->fd != -1)
+		close(c->fd);
+}
+
+/* Connect to "HOST:PORT" or "[V6]:PORT" with 30 s socket timeouts. */
+static int
+migrate_pop_connect(const char *hostport, char *host, size_t hlen,
+    const char **errstr)
+{
+	struct addrinfo hints, *res, *ai;
+	struct timeval tv = { 30, 0 };
+	const char *colon, *h = hostport;
+	size_t len;
+	int fd = -1;
+
+	if ((colon = strrchr(hostport, ':')) == NULL || colon[1] == '\0') {
+		*errstr = "expected HOST:PORT";
+		return -1;
+	}
+	len = (size_t)(colon - hostport);
+	if (len >= 2 && h[0] == '[' && h[len - 1] == ']') {
+		h++;
+		len -= 2;
+	}
+	if (len == 0 || len >= hlen) {
+		*errstr = "expected HOST:PORT";
+		return -1;
+	}
+	memcpy(host, h, len);
+	host[len] = '\0';
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_STREAM;
+	if (getaddrinfo(host, colon + 1, &hints, &res) != 0) {
+		*errstr = "cannot resolve the host or port";
+		return -1;
+	}
+	for (ai = res; ai != NULL; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC,
+		    ai->ai_protocol);
+		if (fd == -1)
+			continue;
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+			break;
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	if (fd == -1)
+		*errstr = "cannot connect";
+	return fd;
+}
+
+/* Read a multi-line answer of "N VALUE" rows into rows (indexed N-1). */
+static int
+migrate_pop_rows(struct migrate_pop *c, struct migrate_row **rows,
+    size_t *nrows, int uidl)
+{
+	struct migrate_row *nv;
+	unsigned long long num, size;
+	char line[1024], *sp;
+	size_t vl;
+
+	for (;;) {
+		if (migrate_pop_line(c, line, sizeof(line)) == -1)
+			return -1;
+		if (strcmp(line, ".") == 0)
+			return 0;
+		if ((sp = strchr(line, ' ')) == NULL ||
+		    migrate_num(line, (size_t)(sp - line), &num) == -1 ||
+		    num == 0 || num > 10000000)
+			continue;
+		if (num > *nrows) {
+			if ((nv = reallocarray(*rows, num,
+			    sizeof(*nv))) == NULL)
+				return -1;
+			memset(nv + *nrows, 0, (num - *nrows) * sizeof(*nv));
+			*rows = nv;
+			*nrows = num;
+		}
+		sp++;
+		vl = strlen(sp);
+		if (uidl) {
+			if (vl > MAILDIR_UIDL_MAX)
+				vl = MAILDIR_UIDL_MAX;
+			memcpy((*rows)[num - 1].uidl, sp, vl);
+			(*rows)[num - 1].uidl[vl] = '\0';
+		} else if (migrate_num(sp, vl, &size) == 0)
+			(*rows)[num - 1].size = size;
+	}
+}
+
+/* The old server's UIDL and LIST for user. */
+static int
+migrate_old_rows(const char *hostport, int tls, const char *user,
+    const char *password, struct migrate_row **rows, size_t *nrows,
+    FILE *err)
+{
+	struct migrate_pop c;
+	struct migrate_row *lr = NULL;
+	size_t nl = 0, i;
+	const char *es = NULL;
+	char host[256], reply[1024];
+	int rc = -1;
+
+	memset(&c, 0, sizeof(c));
+	if ((c.fd = migrate_pop_connect(hostport, host, sizeof(host),
+	    &es)) == -1)
+		goto out;
+	es = "TLS handshake failed";
+	if (tls == 1 && migrate_pop_tls(&c, host) == -1)
+		goto out;
+	es = "no +OK greeting";
+	if (migrate_pop_cmd(&c, NULL, NULL, reply, sizeof(reply)) == -1)
+		goto out;
+	es = "STLS refused or failed";
+	if (tls == 2 && (migrate_pop_cmd(&c, "STLS", NULL, reply,
+	    sizeof(reply)) == -1 || migrate_pop_tls(&c, host) == -1))
+		goto out;
+	es = "login refused";
+	if (migrate_pop_cmd(&c, "USER", user, reply, sizeof(reply)) == -1 ||
+	    migrate_pop_cmd(&c, "PASS", password, reply, sizeof(reply)) == -1)
+		goto out;
+	es = "UIDL failed";
+	if (migrate_pop_cmd(&c, "UIDL", NULL, reply, sizeof(reply)) == -1 ||
+	    migrate_pop_rows(&c, rows, nrows, 1) == -1)
+		goto out;
+	es = "LIST failed";
+	if (migrate_pop_cmd(&c, "LIST", NULL, reply, sizeof(reply)) == -1 ||
+	    migrate_pop_rows(&c, &lr, &nl, 0) == -1)
+		goto out;
+	for (i = 0; i < nl && i < *nrows; i++)
+		(*rows)[i].size = lr[i].size;
+	/* QUIT from TRANSACTION: nothing was marked, nothing is removed. */
+	migrate_pop_cmd(&c, "QUIT", NULL, reply, sizeof(reply));
+	rc = 0;
+	es = NULL;
+out:
+	if (es != NULL)
+		fprintf(err, "evpop3d: --compare: %s: %s\n", hostport, es);
+	free(lr);
+	migrate_pop_close(&c);
+	return rc;
+}
+
+/* What evpop3d shows for the Maildir at dir: a login's scan under the
+ * mailbox lock. */
+static int
+migrate_new_rows(const struct config *cf, const char *dir,
+    struct migrate_row **rows, size_t *nrows, FILE *err)
+{
+	struct migrate_opts o;
+	struct mbox_lock *lk;
+	struct mailbox *mb;
+	const char *es = NULL;
+	char holder[256];
+	size_t i, n = 0;
+
+	lock_init(cf->lock_stale_timeout);
+	switch (lock_acquire_for(dir, "compare", &lk, holder,
+	    sizeof(holder))) {
+	case LOCK_OK:
+		break;
+	case LOCK_IN_USE:
+		fprintf(err, "evpop3d: --compare: %s: mailbox in use by %s\n",
+		    dir, holder);
+		return -1;
+	default:
+		fprintf(err, "evpop3d: --compare: %s: lock: %s\n", dir,
+		    strerror(errno));
+		return -1;
+	}
+	migrate_opts_from_conf(&o, cf);
+	if (maildir_open_migrate(dir, &mb, NULL, &es, &o) == -1) {
+		fprintf(err, "evpop3d: --compare: %s: %s: %s\n", dir,
+		    es != NULL ? es : "open", strerror(errno));
+		lock_release(lk);
+		return -1;
+	}
+	if ((*rows = calloc(maildir_count(mb) + 1, sizeof(**rows))) == NULL) {
+		maildir_free(mb);
+		lock_release(lk);
+		return -1;
+	}
+	for (i = 0; i < maildir_count(mb); i++) {
+		snprintf((*rows)[n].uidl, sizeof((*rows)[n].uidl), "%s",
+		    maildir_msg(mb, i)->uidl);
+		(*rows)[n++].size = maildir_msg(mb, i)->size;
+	}
+	*nrows = n;
+	maildir_free(mb);
+	lock_release(lk);
+	return 0;
+}
+
+/* Index of uidl in rows (linear: an administrator's one-off check). */
+static long
+migrate_row_find(const struct migrate_row *rows, size_t n, const char *uidl)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(rows[i].uidl, uidl) == 0)
+			return (long)i;
+	return -1;
+}
+
+int
+migrate_compare(const struct config *cf, const struct passwd_db *db,
+    const char *user, const char *hostport, const char *password, int tls,
+    FILE *out, FILE *err)
+{
+	const struct passwd_entry *pe;
+	struct migrate_row *old = NULL, *new = NULL;
+	size_t nold = 0, nnew = 0, i, j, a, b;
+	char dir[PATH_MAX];
+	long k;
+	int diffs = 0, rc = 2;
+
+	if (!auth_user_valid(user, strlen(user)) ||
+	    (pe = auth_db_lookup(db, user)) == NULL) {
+		fprintf(err, "evpop3d: --compare: no user %s in %s\n", user,
+		    cf->passwd_file);
+		return 2;
+	}
+	if (pe->maildir != NULL)
+		snprintf(dir, sizeof(dir), "%s", pe->maildir);
+	else if (conf_expand_location(cf->mail_location, user, dir,
+	    sizeof(dir)) == -1)
+		return 2;
+	if (migrate_old_rows(hostport, tls, user, password, &old, &nold,
+	    err) == -1 || migrate_new_rows(cf, dir, &new, &nnew, err) == -1)
+		goto out;
+	fprintf(out, "old server %s: %zu messages; evpop3d (%s): %zu "
+	    "messages\n", hostport, nold, dir, nnew);
+	for (i = 0; i < nold; i++) {
+		if ((k = migrate_row_find(new, nnew, old[i].uidl)) == -1) {
+			fprintf(out, "missing here: %zu %s (old server's "
+			    "message %zu)\n", i + 1, old[i].uidl, i + 1);
+			diffs++;
+		} else if (new[k].size != old[i].size) {
+			fprintf(out, "size: %s is %llu octets on the old "
+			    "server, %llu here\n", old[i].uidl,
+			    (unsigned long long)old[i].size,
+			    (unsigned long long)new[k].size);
+			diffs++;
+		}
+	}
+	for (j = 0; j < nnew; j++)
+		if (migrate_row_find(old, nold, new[j].uidl) == -1) {
+			fprintf(out, "only here: %zu %s\n", j + 1,
+			    new[j].uidl);
+			diffs++;
+		}
+	/* Order: the UIDLs both sides have, in each side's order. */
+	for (a = 0, b = 0; a < nold && b < nnew; a++, b++) {
+		while (a < nold && migrate_row_find(new, nnew,
+		    old[a].uidl) == -1)
+			a++;
+		while (b < nnew && migrate_row_find(old, nold,
+		    new[b].uidl) == -1)
+			b++;
+		if (a >= nold || b >= nnew)
+			break;
+		if (strcmp(old[a].uidl, new[b].uidl) != 0) {
+			fprintf(out, "order: the old server's message %zu is "
+			    "%s, here message %zu is %s\n", a + 1, old[a].uidl,
+			    b + 1, new[b].uidl);
+			diffs++;
+			break;
+		}
+	}
+	fprintf(out, diffs == 0 ? "identical\n" : "%d difference%s\n", diffs,
+	    diffs == 1 ? "" : "s");
+	rc = diffs == 0 ? 0 : 1;
+out:
+	free(old);
+	free(new);
+	return rc;
+}
+
+int
+migrate_compare_main(const struct config *cf, const struct passwd_db *db,
+    char **args, int nargs)
+{
+	char pw[1024];
+	size_t len;
+	int tls = 0, rc;
+
+	if (nargs < 2 || nargs > 3) {
+		fprintf(stderr, "usage: evpop3d [-c file] --compare user "
+		    "host:port [tls|stls] < password\n");
+		return 2;
+	}
+	if (nargs == 3) {
+		if (strcmp(args[2], "tls") == 0)
+			tls = 1;
+		else if (strcmp(args[2], "stls") == 0)
+			tls = 2;
+		else if (strcmp(args[2], "plain") != 0) {
+			fprintf(stderr, "evpop3d: --compare: %s is not tls, "
+			    "stls or plain\n", args[2]);
+			return 2;
+		}
+	}
+	if (fgets(pw, sizeof(pw), stdin) == NULL) {
+		fprintf(stderr, "evpop3d: --compare: no password on standard "
+		    "input\n");
+		return 2;
+	}
+	len = strcspn(pw, "\r\n");
+	pw[len] = '\0';
+	rc = migrate_compare(cf, db, args[0], args[1], pw, tls, stdout,
+	    stderr);
+	explicit_bzero(pw, sizeof(pw));
 	return rc;
 }

@@ -57,7 +57,17 @@ struct migrate_map {
 	struct migrate_entry *v;
 	size_t		 n;
 	size_t		 cap;
+	/* Retired UIDLs: shown by the old server for messages deleted
+	 * before the migration (NUL-separated in rbuf, at roff[i]). */
+	char		*rbuf;
+	size_t		 rlen, rcap;
+	size_t		*roff;
+	size_t		 nretired, roffcap;
 };
+
+/* Retired UIDLs kept at most (the newest UIDs: those most likely still
+ * in clients' lists). */
+#define MIGRATE_RETIRED_MAX	1000000
 
 /* Fill opts from the configuration (the strings are copied). */
 void	migrate_opts_from_conf(struct migrate_opts *, const struct config *);
@@ -95,6 +105,9 @@ int	migrate_uidl_valid(const char *s, size_t len);
  * dovecot-uidlist version 3 ("3 V<uidvalidity> N<next> ...", lines "<uid>
  * [ext ...] :<filename>", P<uidl> wins over fmt, O<n> gives the POP3
  * order) and version 1 ("1 <uidvalidity> <next>", lines "<uid> <filename>").
+ * When fmt uses only %u and %v, the UIDLs of the UIDs below <next> that
+ * are not listed (messages deleted under Dovecot) are retired: no new
+ * message may take one.
  */
 int	migrate_parse_dovecot(const char *text, size_t len, const char *fmt,
 	    struct migrate_map *);
@@ -104,11 +117,13 @@ int	migrate_parse_dovecot(const char *text, size_t len, const char *fmt,
  * or "UID<uid>" with uidv 0), and the headerless list of Courier before
  * 0.43 (lines "<filename> <size>", UIDL the base name with bytes outside
  * 0x21..0x7E and ' " + written as +XX).  Courier's order: the leading
- * number of the name (delivery time), then the base name.
+ * number of the name (delivery time), then the base name.  UIDs below
+ * <nextuid> not listed are retired as "UID<n>-<uidvalidity>".
  */
 int	migrate_parse_courier(const char *text, size_t len,
 	    struct migrate_map *);
-/* evpop3d.uidls: "evpop3d-uidls 1", then lines "<order> <uidl> <base>". */
+/* evpop3d.uidls: "evpop3d-uidls 1", then lines "<order> <uidl> <base>"
+ * and "R <uidl>" (retired). */
 int	migrate_parse_state(const char *text, size_t len,
 	    struct migrate_map *);
 
@@ -143,9 +158,18 @@ int	migrate_apply(struct mailbox *, int dirfd, const struct migrate_opts *);
  * the user's Maildir as a login would (under the mailbox lock), and print
  * every difference to out.  Returns 0 if both show the same messages (same
  * UIDLs, order and sizes), 1 if not, 2 on errors (printed to err).
+ * The old server's certificate is not verified.
  */
 int	migrate_compare(const struct config *, const struct passwd_db *,
 	    const char *user, const char *hostport, const char *password,
 	    int tls, FILE *out, FILE *err);
+
+/*
+ * The --compare command line: args are USER HOST:PORT [tls|stls|plain];
+ * the password is the first line of standard input.  Prints to stdout;
+ * returns the exit status (0 identical, 1 different, 2 error).
+ */
+int	migrate_compare_main(const struct config *, const struct passwd_db *,
+	    char **args, int nargs);
 
 #endif /* EVPOP3D_MIGRATE_H */

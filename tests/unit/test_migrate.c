@@ -152,6 +152,13 @@ test_migrate_dovecot(void)
 	    &m), 2);
 	CU_ASSERT_STRING_EQUAL(test_migrate_find(&m, "b.host")->uidl,
 	    "000000036b0302e9");
+	/* UID 2 (below next 4, not listed) is retired. */
+	CU_ASSERT_EQUAL_FATAL(m.nretired, 1);
+	CU_ASSERT_STRING_EQUAL(m.rbuf + m.roff[0], "000000026b0302e9");
+	migrate_map_free(&m);
+	/* Under %f the names of deleted messages are unknown: none. */
+	CU_ASSERT_EQUAL(migrate_parse_dovecot(v1, strlen(v1), "%f", &m), 2);
+	CU_ASSERT_EQUAL(m.nretired, 0);
 	migrate_map_free(&m);
 
 	/* Unknown versions, empty files, no UIDVALIDITY: nothing. */
@@ -199,6 +206,13 @@ test_migrate_courier(void)
 	CU_ASSERT_EQUAL(migrate_parse_courier(v2, strlen(v2), &m), 2);
 	CU_ASSERT_STRING_EQUAL(test_migrate_find(&m, "171.b")->uidl,
 	    "UID2-99");
+	CU_ASSERT_EQUAL(m.nretired, 0);
+	migrate_map_free(&m);
+	/* UIDs 1 and 3 below next 4 are gone: retired. */
+	CU_ASSERT_EQUAL(migrate_parse_courier("/3 4 7\n17.a 1 2:7:0\n", 20,
+	    &m), 1);
+	CU_ASSERT_EQUAL_FATAL(m.nretired, 2);
+	CU_ASSERT_STRING_EQUAL(m.rbuf + m.roff[1], "UID3-7");
 	migrate_map_free(&m);
 
 	/* Courier before 0.43: the escaped base name. */
@@ -252,6 +266,12 @@ test_migrate_state(void)
 	migrate_map_free(&m);
 	CU_ASSERT_EQUAL(migrate_parse_state("evpop3d-uidls 2\n1 u a\n", 22,
 	    &m), 0);
+	migrate_map_free(&m);
+	/* Retired UIDLs: kept, invalid ones dropped. */
+	t = "evpop3d-uidls 1\nR old-1\nR \nR bad one\n1 u1 a\n";
+	CU_ASSERT_EQUAL(migrate_parse_state(t, strlen(t), &m), 1);
+	CU_ASSERT_EQUAL_FATAL(m.nretired, 1);
+	CU_ASSERT_STRING_EQUAL(m.rbuf + m.roff[0], "old-1");
 	migrate_map_free(&m);
 }
 
@@ -325,9 +345,14 @@ test_migrate_apply(void)
 	snprintf(path, sizeof(path), "%s/cur/2.x:2,", dir);
 	unlink(path);
 	test_migrate_msg(dir, "new/0.x", "");
+	/* UID 4 was below N8 but not listed: deleted under Dovecot, its
+	 * UIDL retired. */
+	test_migrate_msg(dir, "new/4.100", "");
 	test_migrate_open(dir, &o, u, sizeof(u));
-	snprintf(path, sizeof(path), "7.100 0.x 3.x %s", digest);
-	CU_ASSERT_STRING_EQUAL(u, path);
+	CU_ASSERT_EQUAL(strncmp(u, "7.100 0.x 3.x X:", 16), 0);
+	CU_ASSERT_PTR_NULL(strstr(u, "4.100"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(u, digest));
+	CU_ASSERT_EQUAL(strlen(u), 14 + 2 * 42 + 1);
 	test_rmtree(dir);
 }
 
