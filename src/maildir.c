@@ -660,7 +660,7 @@ maildir_open_migrate(const char *dir, struct mailbox **mbp, size_t *skipped,
 	if (sc.misses > 0 || sizecache_unused(sc.cache) > 0)
 		maildir_save_sizes(mb, mfd);
 	/* Migration hook: old servers' UIDLs and order (migrate.c). */
-	if (migrate_enabled(mo) && migrate_apply(mb, mfd, mo) == -1) {
+	if (mo != NULL && migrate_apply(mb, mfd, mo) == -1) {
 		es = "out of memory";
 		newfd = curfd = -1;	/* closed above */
 		goto fail;

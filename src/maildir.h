@@ -56,9 +56,9 @@ int	maildir_open(const char *dir, struct mailbox **mbp, size_t *skipped,
 struct migrate_opts;
 
 /*
- * maildir_open, then (when mo enables a migration source) migrate_apply:
- * messages served before by another POP3 server keep its UIDLs and order
- * (migrate.h).  mo may be NULL.  Same returns as maildir_open.
+ * maildir_open, then (mo not NULL: a login) migrate_apply: messages
+ * served before by another POP3 server keep its UIDLs and order
+ * (migrate.h).  Same returns as maildir_open.
  */
 int	maildir_open_migrate(const char *dir, struct mailbox **mbp,
 	    size_t *skipped, const char **errstr,

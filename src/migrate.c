@@ -1150,16 +1150,21 @@ migrate_apply(struct mailbox *mb, int dirfd, const struct migrate_opts *o)
 	unsigned int try;
 	int rc = -1, save = 0, r;
 
-	if (!migrate_enabled(o))
+	if (o == NULL)
 		return 0;
 	memset(&m, 0, sizeof(m));
 	memset(&imported, 0, sizeof(imported));
 	memset(&used, 0, sizeof(used));
+	/* A saved import holds even with every source turned off since:
+	 * clients keep knowing those messages by their old UIDLs. */
 	if ((text = migrate_slurp(dirfd, MIGRATE_STATE_FILE, &n)) != NULL) {
 		r = migrate_parse_state(text, n, &m);
 		free(text);
 		if (r == -1)
 			goto out;
+	} else if (!migrate_enabled(o)) {
+		rc = 0;
+		goto out;
 	} else {
 		if ((r = migrate_import(mb, dirfd, o, &m)) == -1)
 			goto out;

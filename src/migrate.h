@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * evpop3d - migrate.h: zero-surprise migration from another POP3 server.
  * Pure: no libevent, no global state (called from worker threads).
@@ -143,7 +144,10 @@ void	migrate_map_free(struct migrate_map *);
 
 /*
  * The login hook: called by maildir_open once the snapshot is scanned,
- * sorted and has its default UIDLs.  Gives imported messages their old
+ * sorted and has its default UIDLs.  A Maildir with evpop3d.uidls uses it
+ * (whatever o enables: a finished import keeps holding); otherwise the
+ * sources o enables are imported, and saved if any was found.  Gives
+ * imported messages their old
  * UIDL and order (first, in the old server's order; the others follow in
  * the usual order), and any other message whose UIDL an imported message
  * has (now or when imported) the stable digest "X:" + SHA-1 of

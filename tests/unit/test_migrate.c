@@ -353,6 +353,13 @@ test_migrate_apply(void)
 	CU_ASSERT_PTR_NULL(strstr(u, "4.100"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(u, digest));
 	CU_ASSERT_EQUAL(strlen(u), 14 + 2 * 42 + 1);
+	/* The key turned off after the import: the saved UIDLs still hold
+	 * for a login, not for a plain maildir_open (o NULL). */
+	memset(&o, 0, sizeof(o));
+	test_migrate_open(dir, &o, u, sizeof(u));
+	CU_ASSERT_EQUAL(strncmp(u, "7.100 0.x 3.x X:", 16), 0);
+	test_migrate_open(dir, NULL, u, sizeof(u));
+	CU_ASSERT_STRING_EQUAL(u, "0.x 1.x 3.x 4.100 5.100");
 	test_rmtree(dir);
 }
 
