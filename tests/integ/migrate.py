@@ -327,11 +327,36 @@ def t_compare(c):
     check("missing here" in out and "only here: " in out
           and "1800000000.M1P9.extra" in out,
           "differences not reported: %r" % out)
+    found = [ln for ln in out.splitlines() if "here" in ln]
+    # A fresh copy (imported again: identical), then two messages swapped
+    # in evpop3d.uidls and one message longer: order and size reported.
+    md = c.copy_to_evpop3d()
+    eq(run_compare(c, dc.port).returncode, 0, "--compare on a fresh copy")
+    state = os.path.join(md, "evpop3d.uidls")
+    with open(state) as f:
+        lines = f.read().splitlines()
+    a, b = lines[1].split(" ", 1), lines[2].split(" ", 1)
+    lines[1], lines[2] = a[0] + " " + b[1], b[0] + " " + a[1]
+    with open(state, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    name = sorted(os.listdir(os.path.join(md, "cur")))[-1]
+    with open(os.path.join(md, "cur", name), "rb") as f:
+        data = f.read()
+    with open(os.path.join(md, "tmp", "x"), "wb") as f:
+        f.write(data + b"one more line\n")
+    os.rename(os.path.join(md, "tmp", "x"), os.path.join(md, "cur", name))
+    c.fix_owner(md)
+    r = run_compare(c, dc.port)
+    out = r.stdout.decode(errors="replace")
+    eq(r.returncode, 1, "--compare exit status after reordering (%s)" % out)
+    check("order: " in out and "size: " in out,
+          "order and size differences not reported: %r" % out)
+    found += [ln for ln in out.splitlines() if ln.startswith(("order",
+                                                               "size"))]
     # A wrong password is an error, not a difference.
     r = run_compare(c, dc.port, pw="wrong")
     eq(r.returncode, 2, "--compare exit status with a wrong password")
-    return "identical -> 0, changed -> 1: %s" % " / ".join(
-        ln for ln in out.splitlines() if "here" in ln)
+    return "identical -> 0, changed -> 1: %s" % " / ".join(found)
 
 
 def migrate_teardown(c):
