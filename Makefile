@@ -41,7 +41,7 @@ LDLIBS = $(LIBEVENT_LIBS) $(OPENSSL_LIBS) $(CRYPT_LIBS) -lpthread
 
 # Pure modules (no libevent) are shared by the daemon, the unit tests and
 # the fuzz targets.
-PURE = util conf msgfmt maildir sizecache auth lock penalty proxy scram connlimit oauth
+PURE = util conf msgfmt maildir migrate sizecache auth lock penalty proxy scram connlimit oauth
 LOOP = log worker session cmd retr listener tls inetd control
 SRC_OBJS = $(addprefix $(B)/src/,$(addsuffix .o,$(PURE) $(LOOP)))
 MAIN_OBJ = $(B)/src/main.o
@@ -93,7 +93,7 @@ check-unit: all $(UNIT_BIN)
 
 # Integration suites: each starts the real daemon on loopback ports.  All
 # of them run even when one fails, so one report shows every failure.
-INTEG = run tls faults clients service cluster oauth
+INTEG = run tls faults clients service cluster oauth migrate
 check-integ: all
 	@fail=0; for t in $(INTEG); do \
 		echo "== tests/integ/$$t.py"; \

@@ -27,6 +27,7 @@
 #include "log.h"
 #include "maildir.h"
 #include "oauth.h"
+#include "migrate.h"
 #include "params.h"
 #include "retr.h"
 #include "scram.h"
@@ -208,6 +209,7 @@ struct login_job {
 	int			 trash;		/* delete_mode trash */
 	int			 expire_days;	/* -1 never */
 	unsigned int		 trash_days;
+	struct migrate_opts	 migrate;	/* copied: SIGHUP may free cfg */
 	long			 delay_left;
 	enum login_result	 result;
 	char			 holder[192];
@@ -293,8 +295,8 @@ cmd_login_run(void *arg)
 	if (j->expire_days > 0)
 		maildir_expire(j->maildir, (unsigned int)j->expire_days,
 		    time(NULL), j->trash);
-	if (maildir_open(j->maildir, &j->mbox, &j->skipped,
-	    &j->errstr) == -1) {
+	if (maildir_open_migrate(j->maildir, &j->mbox, &j->skipped,
+	    &j->errstr, &j->migrate) == -1) {
 		j->err = errno;
 		lock_release(j->lock);
 		j->lock = NULL;
@@ -440,6 +442,7 @@ cmd_login_start(struct session *s, enum login_method method,
 	j->trash = session_config()->delete_trash;
 	j->expire_days = session_config()->expire_days;
 	j->trash_days = session_config()->trash_days;
+	migrate_opts_from_conf(&j->migrate, session_config());
 	pe = auth_db_lookup(db, user);
 	if (pe == NULL) {
 		j->unknown = 1;

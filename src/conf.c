@@ -28,6 +28,7 @@
 
 #include "conf.h"
 #include "oauth.h"
+#include "migrate.h"
 #include "params.h"
 #include "util.h"
 
@@ -79,6 +80,8 @@ static conf_set_fn conf_set_logformat;
 static conf_set_fn conf_set_deletemode;
 static conf_set_fn conf_set_expire;
 static conf_set_fn conf_set_oauth;
+static conf_set_fn conf_set_uidlfmt;
+static conf_set_fn conf_set_yesno;
 
 #define CONF_OFF(f)	offsetof(struct config, f)
 
@@ -105,8 +108,12 @@ static const struct conf_key conf_keys[] = {
 	{ .name = "workers", .fn = conf_set_workers, .min = 1, .max = 256,
 	  .single = 1 },
 	{ .name = "proxy_protocol_from", .fn = conf_set_proxy, .repeat = 1 },
-	{ .name = "dovecot_uidl_format", .fn = conf_set_string,
-	  .off = CONF_OFF(dovecot_uidl_format) },
+	{ .name = "dovecot_uidl_format", .fn = conf_set_uidlfmt,
+	  .off = CONF_OFF(dovecot_uidl_format), .single = 1 },
+	{ .name = "courier_uidl", .fn = conf_set_yesno,
+	  .off = CONF_OFF(courier_uidl), .single = 1 },
+	{ .name = "xuidl_header", .fn = conf_set_yesno,
+	  .off = CONF_OFF(xuidl_header), .single = 1 },
 	{ .name = "user", .fn = conf_set_string, .off = CONF_OFF(user),
 	  .single = 1 },
 	{ .name = "group", .fn = conf_set_string, .off = CONF_OFF(group),
@@ -333,6 +340,40 @@ conf_set_expire(struct conf_parser *p, const struct conf_key *k,
 		return conf_error(p, "%s: \"%s\" is not never or 0..3650",
 		    k->name, conf_quote(q, sizeof(q), value));
 	p->cf->expire_days = (int)v;
+	return 0;
+}
+
+/* dovecot_uidl_format: checked now, so a login never meets a bad one. */
+static int
+conf_set_uidlfmt(struct conf_parser *p, const struct conf_key *k,
+    char *value)
+{
+	const char *errstr;
+	char q[CONF_QUOTE_MAX];
+
+	if (strcmp(value, "none") == 0)
+		return 0;
+	if (migrate_format_check(value, &errstr) == -1)
+		return conf_error(p, "%s: \"%s\": %s", k->name,
+		    conf_quote(q, sizeof(q), value), errstr);
+	return conf_set_string(p, k, value);
+}
+
+/* A yes/no key stored as an int. */
+static int
+conf_set_yesno(struct conf_parser *p, const struct conf_key *k,
+    char *value)
+{
+	int *dst = (int *)(void *)((char *)p->cf + k->off);
+	char q[CONF_QUOTE_MAX];
+
+	if (strcmp(value, "yes") == 0)
+		*dst = 1;
+	else if (strcmp(value, "no") == 0)
+		*dst = 0;
+	else
+		return conf_error(p, "%s: \"%s\" is not yes or no",
+		    k->name, conf_quote(q, sizeof(q), value));
 	return 0;
 }
 

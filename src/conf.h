@@ -46,7 +46,7 @@ struct config {
 	unsigned int		 workers;	/* 0 = auto (one per CPU) */
 	struct conf_cidr	*proxy_from;
 	size_t			 nproxy_from;
-	char			*dovecot_uidl_format;
+	char			*dovecot_uidl_format;	/* NULL: off */
 	char			*user;
 	char			*group;
 	/* evpop3d extensions to the contract's keys: */
@@ -64,6 +64,8 @@ struct config {
 	size_t			 ntrusted;
 	int			 trusted_set;	/* else loopback is trusted */
 	struct oauth_conf	*oauth;		/* oauth_* keys, NULL if none */
+	int			 courier_uidl;	/* courierpop3dsizelist UIDLs */
+	int			 xuidl_header;	/* X-UIDL: header UIDLs */
 };
 
 /*

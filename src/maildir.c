@@ -24,6 +24,7 @@
 #include <openssl/evp.h>
 
 #include "maildir.h"
+#include "migrate.h"
 #include "msgfmt.h"
 #include "sizecache.h"
 
@@ -680,6 +681,14 @@ int
 maildir_open(const char *dir, struct mailbox **mbp, size_t *skipped,
     const char **errstr)
 {
+	return maildir_open_migrate(dir, mbp, skipped, errstr, NULL);
+}
+
+/* The same, then the migration hook (migrate.h) when mo enables it. */
+int
+maildir_open_migrate(const char *dir, struct mailbox **mbp, size_t *skipped,
+    const char **errstr, const struct migrate_opts *mo)
+{
 	struct maildir_scan sc;
 	struct mailbox *mb;
 	struct sizecache_index ix;
@@ -715,6 +724,12 @@ maildir_open(const char *dir, struct mailbox **mbp, size_t *skipped,
 		goto fail;
 	}
 	if (r == 1) {
+		/* Migration hook, as after a scan (migrate_apply gives the
+		 * same result from the same table and evpop3d.uidls). */
+		if (mo != NULL && migrate_apply(mb, mfd, mo) == -1) {
+			es = "out of memory";
+			goto fail;
+		}
 		close(mfd);
 		*mbp = mb;
 		return 0;
@@ -767,7 +782,14 @@ maildir_open(const char *dir, struct mailbox **mbp, size_t *skipped,
 	}
 	maildir_sizes(&sc, mfd);
 	maildir_assign_uidls(mb);
+	/* The index keeps the scan's own table (base-name order, default
+	 * UIDLs); migration is applied on top of either path. */
 	maildir_save_index(&sc, mfd, loaded, &ix, &w, &curst, &newst);
+	/* Migration hook: old servers' UIDLs and order (migrate.c). */
+	if (mo != NULL && migrate_apply(mb, mfd, mo) == -1) {
+		es = "out of memory";
+		goto fail;
+	}
 	sizecache_free(sc.cache);
 	sizecache_index_free(&ix);
 	free(sc.buf);
@@ -810,6 +832,24 @@ int
 maildir_from_index(const struct mailbox *mb)
 {
 	return mb->from_index;
+}
+
+/* The table may live in the index's block: permute it in place. */
+int
+maildir_reorder(struct mailbox *mb, const size_t *perm)
+{
+	struct maildir_msg *v;
+	size_t i;
+
+	if (mb->nmsgs == 0)
+		return 0;
+	if ((v = malloc(mb->nmsgs * sizeof(*v))) == NULL)
+		return -1;
+	for (i = 0; i < mb->nmsgs; i++)
+		v[i] = mb->msgs[perm[i]];
+	memcpy(mb->msgs, v, mb->nmsgs * sizeof(*v));
+	free(v);
+	return 0;
 }
 
 const char *

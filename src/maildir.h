@@ -59,6 +59,20 @@ int	maildir_open(const char *dir, struct mailbox **mbp, size_t *skipped,
 /* Did maildir_open take the snapshot from the index (1) or list the
  * directories (0)?  For logs and tests. */
 int	maildir_from_index(const struct mailbox *);
+struct migrate_opts;
+
+/*
+ * maildir_open, then (mo not NULL: a login) migrate_apply: messages
+ * served before by another POP3 server keep its UIDLs and order
+ * (migrate.h).  Same returns as maildir_open.
+ */
+int	maildir_open_migrate(const char *dir, struct mailbox **mbp,
+	    size_t *skipped, const char **errstr,
+	    const struct migrate_opts *mo);
+
+/* Reorder the snapshot: message i becomes the old message perm[i] (perm
+ * is a permutation of 0..count-1).  Returns 0, or -1 out of memory. */
+int	maildir_reorder(struct mailbox *, const size_t *perm);
 
 /* The Maildir's path as given to maildir_open. */
 const char *maildir_path(const struct mailbox *);

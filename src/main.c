@@ -40,6 +40,7 @@
 #include "lock.h"
 #include "log.h"
 #include "maildir.h"
+#include "migrate.h"
 #include "params.h"
 #include "penalty.h"
 #include "session.h"
@@ -82,6 +83,8 @@ main_usage(void)
 	fprintf(stderr, "usage: evpop3d [-dFitV] [-c file]\n"
 	    "       evpop3d --hash-password | --hash-scram < password\n"
 	    "       evpop3d [-c file] --trash-list user\n"
+	    "       evpop3d [-c file] --compare user host:port [tls|stls] "
+	    "< password\n"
 	    "       evpop3d [-c file] --trash-restore user [base-name]\n"
 	    "       evpop3d [-c file] --sessions | --kick session-id\n");
 	exit(1);
@@ -826,6 +829,7 @@ main(int argc, char *argv[])
 		{ "trash-restore", no_argument, NULL, 'R' },
 		{ "sessions", no_argument, NULL, 'A' },
 		{ "kick", required_argument, NULL, 'K' },
+		{ "compare", no_argument, NULL, 'M' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -836,6 +840,7 @@ main(int argc, char *argv[])
 	unsigned int nworkers;
 	const char *admin = NULL;
 	char kick[64];
+	int compare = 0;	/* --compare (migrate.c) */
 
 	while ((ch = getopt_long(argc, argv, "c:dFitV", longopts,
 	    NULL)) != -1) {
@@ -875,11 +880,14 @@ main(int argc, char *argv[])
 			snprintf(kick, sizeof(kick), "KICK %s", optarg);
 			admin = kick;
 			break;
+		case 'M':
+			compare = 1;
+			break;
 		default:
 			main_usage();
 		}
 	}
-	if (optind != argc && trash == 0)
+	if (optind != argc && trash == 0 && !compare)
 		main_usage();
 
 	main_cfg = conf_load(conffile, 1, err, sizeof(err), warn,
@@ -907,6 +915,21 @@ main(int argc, char *argv[])
 	}
 	if (trash) {
 		int rc = main_trash(main_cfg, db, trash == 2, argv + optind,
+		    argc - optind);
+		auth_db_free(db);
+		tls_shutdown();
+		conf_free(main_cfg);
+		return rc;
+	}
+	/* --compare USER HOST:PORT: a migrated mailbox against the old
+	 * server, as the daemon's user (it may write evpop3d.* files). */
+	if (compare) {
+		int rc;
+
+		log_init(1, main_debug);
+		if (main_cfg->user != NULL)
+			main_drop_privileges(main_cfg);
+		rc = migrate_compare_main(main_cfg, db, argv + optind,
 		    argc - optind);
 		auth_db_free(db);
 		tls_shutdown();

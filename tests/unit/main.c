@@ -93,6 +93,7 @@ main(int argc, char *argv[])
 	test_proxy_register();
 	test_connlimit_register();
 	test_oauth_register();
+	test_migrate_register();
 
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	if (argc > 1) {

@@ -16,6 +16,7 @@
 #include <CUnit/CUnit.h>
 
 #include "maildir.h"
+#include "migrate.h"
 #include "msgfmt.h"
 #include "sizecache.h"
 #include "tests.h"
@@ -436,12 +437,43 @@ test_sizecache_index_legacy(void)
  * behind the index's back.
  */
 enum { TIX_SAME, TIX_DELIVER, TIX_RENAME, TIX_REMOVE, TIX_TRUNC,
-	TIX_GARBAGE, TIX_N };
+	TIX_GARBAGE, TIX_MIGRATE, TIX_N };
+
+/* A login with dovecot_uidl_format %u.%v on top of a loaded index: the
+ * UIDLs and order Dovecot showed, the same again once evpop3d.uidls is
+ * written, and still without listing the directories. */
+static void
+tix_migrate(const char *dir, const struct tix_copy *c)
+{
+	struct migrate_opts o;
+	struct mailbox *mb;
+	const char *es;
+	char ul[1024];
+	int round;
+
+	snprintf(ul, sizeof(ul), "3 V77 N10 Gx\n9 :%.*s\n3 :%.*s\n",
+	    (int)c->m[0].base_len, c->name[0] + 4,
+	    (int)c->m[1].base_len, c->name[1] + 4);
+	tix_put(dir, "dovecot-uidlist", ul);
+	memset(&o, 0, sizeof(o));
+	snprintf(o.dovecot_fmt, sizeof(o.dovecot_fmt), "%%u.%%v");
+	for (round = 0; round < 2; round++) {
+		CU_ASSERT_EQUAL_FATAL(maildir_open_migrate(dir, &mb, NULL,
+		    &es, &o), 0);
+		CU_ASSERT(maildir_from_index(mb));
+		CU_ASSERT_STRING_EQUAL(maildir_msg(mb, 0)->uidl, "3.77");
+		CU_ASSERT_STRING_EQUAL(maildir_msg(mb, 1)->uidl, "9.77");
+		CU_ASSERT_STRING_EQUAL(maildir_msg(mb, 0)->name, c->name[1]);
+		CU_ASSERT_STRING_EQUAL(maildir_msg(mb, 2)->uidl,
+		    c->m[2].uidl);
+		maildir_free(mb);
+	}
+}
 
 static void
 test_sizecache_index_fast(void)
 {
-	char root[512], dir[TIX_N][600], path[4096], to[4096];
+	char root[512], dir[TIX_N][600], path[8192], to[8192];
 	struct mailbox *mb;
 	struct tix_copy *c = malloc(sizeof(*c));
 	struct stat st;
@@ -520,6 +552,11 @@ test_sizecache_index_fast(void)
 			for (i = 0; i < maildir_count(mb); i++)
 				CU_ASSERT_STRING_NOT_EQUAL(
 				    maildir_msg(mb, i)->name, c->name[2]);
+			break;
+		case TIX_MIGRATE:
+			maildir_free(mb);
+			mb = NULL;
+			tix_migrate(dir[k], c);
 			break;
 		case TIX_TRUNC:
 		case TIX_GARBAGE:

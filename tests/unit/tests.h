@@ -20,6 +20,7 @@ void	test_sizecache_register(void);
 void	test_proxy_register(void);
 void	test_connlimit_register(void);
 void	test_oauth_register(void);
+void	test_migrate_register(void);
 
 /* Make a fresh temporary directory (mkdtemp under $TMPDIR or /tmp); the
  * returned path is static storage overwritten by the next call.  Aborts the
