@@ -29,6 +29,7 @@
 
 int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
+#include "migrate.h"
 #include "oauth.h"
 #include "proxy.h"
 #include "scram.h"
@@ -533,6 +534,43 @@ fp_oauth(const uint8_t *d, size_t n)
 		fp_fail("oauth: a JWT without any key was accepted");
 }
 
+/* Migration sources (dovecot-uidlist, courierpop3dsizelist, our
+ * evpop3d.uidls, X-UIDL headers): never a crash, and every UIDL they
+ * yield is one RFC 1939 allows. */
+static void
+fp_migrate(const uint8_t *d, size_t n, uint8_t sel)
+{
+	static const char *const fmts[] = { "%08Xu%08Xv", "%f", "%v.%u",
+	    "%g", "%u" };
+	struct migrate_map m;
+	char out[MAILDIR_UIDL_MAX + 1];
+	size_t i;
+	int r;
+
+	memset(&m, 0, sizeof(m));
+	switch (sel % 3) {
+	case 0:
+		r = migrate_parse_dovecot((const char *)d, n,
+		    fmts[(sel / 3) % 5], &m);
+		break;
+	case 1:
+		r = migrate_parse_courier((const char *)d, n, &m);
+		break;
+	default:
+		r = migrate_parse_state((const char *)d, n, &m);
+		break;
+	}
+	if (r >= 0)
+		for (i = 0; i < m.n; i++)
+			if (!migrate_uidl_valid(m.v[i].uidl,
+			    strlen(m.v[i].uidl)))
+				fp_fail("migrate: invalid UIDL imported");
+	migrate_map_free(&m);
+	if (migrate_xuidl((const char *)d, n, out) == 1 &&
+	    !migrate_uidl_valid(out, strlen(out)))
+		fp_fail("migrate: invalid X-UIDL");
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *in, size_t size)
 {
@@ -560,5 +598,6 @@ LLVMFuzzerTestOneInput(const uint8_t *in, size_t size)
 	fp_proxy(d, n);
 	fp_scram(d, n);
 	fp_oauth(d, n);
+	fp_migrate(d, n, sel);
 	return 0;
 }
