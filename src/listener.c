@@ -143,7 +143,7 @@ listener_socket(const struct conf_listen *cl)
 	    (cl->ss.ss_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6,
 	    IPV6_V6ONLY, &on, sizeof(on)) == -1) ||
 	    bind(fd, (const struct sockaddr *)&cl->ss, cl->sslen) == -1 ||
-	    listen(fd, 1024) == -1) {
+	    listen(fd, LISTENER_BACKLOG) == -1) {
 		int e = errno;
 		close(fd);
 		errno = e;

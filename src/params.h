@@ -57,6 +57,12 @@
 #define WORKER_THREADS_MIN	2
 #define WORKER_THREADS_MAX	16
 
+/* Listen backlog (the kernel caps it at net.core.somaxconn): a burst of
+ * thousands of connects must not overflow the accept queue, where a
+ * client whose handshake completed on its side would wait forever for a
+ * greeting that never comes. */
+#define LISTENER_BACKLOG	4096
+
 /* EMFILE on accept: pause the listener this long, then retry. */
 #define LISTENER_PAUSE_MSEC	1000
 
