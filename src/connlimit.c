@@ -151,6 +151,31 @@ cl_drop(uint32_t bucket, uint32_t prev, uint32_t i)
 	cl_hdr->free_head = i;
 }
 
+/* Count one more connection of this worker on entry i of the address
+ * (0: take a free entry for it).  Returns the address's new sum, or 0 if
+ * the table is full (lock held). */
+static uint32_t
+cl_count(uint32_t i, uint32_t bucket, unsigned char family,
+    const unsigned char a[16])
+{
+	struct cl_entry *e;
+
+	if (i == 0 && (i = cl_hdr->free_head) != 0) {
+		e = cl_entry(i);
+		cl_hdr->free_head = e->next;
+		memset(e, 0, cl_stride);
+		e->family = family;
+		memcpy(e->addr, a, 16);
+		e->next = cl_buckets[bucket];
+		cl_buckets[bucket] = i;
+	}
+	if (i == 0 || cl_entry(i)->part[cl_worker] == UINT16_MAX)
+		return 0;
+	e = cl_entry(i);
+	e->part[cl_worker]++;
+	return ++e->sum;
+}
+
 int
 connlimit_init(unsigned int nworkers, unsigned int naddrs)
 {
@@ -213,7 +238,6 @@ connlimit_add(const struct sockaddr *sa, unsigned int max_total,
 {
 	unsigned char family = 0, a[16];
 	uint32_t bucket, i;
-	struct cl_entry *e;
 	int counted = cl_key(sa, &family, a) == 0;
 
 	if (cl_hdr == NULL)
@@ -230,20 +254,8 @@ connlimit_add(const struct sockaddr *sa, unsigned int max_total,
 			cl_unlock();
 			return CONNLIMIT_PER_IP;
 		}
-		if (i == 0 && (i = cl_hdr->free_head) != 0) {
-			e = cl_entry(i);
-			cl_hdr->free_head = e->next;
-			memset(e, 0, cl_stride);
-			e->family = family;
-			memcpy(e->addr, a, 16);
-			e->next = cl_buckets[bucket];
-			cl_buckets[bucket] = i;
-		}
-		if (i != 0 && cl_entry(i)->part[cl_worker] < UINT16_MAX) {
-			e = cl_entry(i);
-			e->sum++;
-			e->part[cl_worker]++;
-		} else if (!cl_hdr->full_logged) {
+		if (cl_count(i, bucket, family, a) == 0 &&
+		    !cl_hdr->full_logged) {
 			cl_hdr->full_logged = 1;
 			log_warnx("connection counts: table full; per-address "
 			    "limits are not applied to some connections");
@@ -292,8 +304,7 @@ unsigned int
 connlimit_move(const struct sockaddr *from, const struct sockaddr *to)
 {
 	unsigned char family = 0, a[16];
-	uint32_t bucket, i;
-	struct cl_entry *e;
+	uint32_t bucket, i, r;
 	unsigned int n = 1;
 
 	if (cl_hdr == NULL)
@@ -302,21 +313,8 @@ connlimit_move(const struct sockaddr *from, const struct sockaddr *to)
 	cl_remove(from);
 	if (cl_key(to, &family, a) == 0) {
 		i = cl_find(family, a, &bucket, NULL);
-		if (i == 0 && (i = cl_hdr->free_head) != 0) {
-			e = cl_entry(i);
-			cl_hdr->free_head = e->next;
-			memset(e, 0, cl_stride);
-			e->family = family;
-			memcpy(e->addr, a, 16);
-			e->next = cl_buckets[bucket];
-			cl_buckets[bucket] = i;
-		}
-		if (i != 0 && cl_entry(i)->part[cl_worker] < UINT16_MAX) {
-			e = cl_entry(i);
-			e->sum++;
-			e->part[cl_worker]++;
-			n = e->sum;
-		}
+		if ((r = cl_count(i, bucket, family, a)) > 0)
+			n = r;
 	}
 	cl_unlock();
 	return n;

@@ -31,6 +31,7 @@
 #include "lock.h"
 #include "maildir.h"
 #include "migrate.h"
+#include "util.h"
 
 #define MIGRATE_STATE_MAGIC	"evpop3d-uidls 1\n"
 #define MIGRATE_STATE_TMP	"evpop3d.uidls.tmp"
@@ -902,32 +903,7 @@ migrate_state_write(int dirfd, const struct migrate_map *m)
 static char *
 migrate_slurp(int dirfd, const char *name, size_t *lenp)
 {
-	struct stat st;
-	char *buf;
-	size_t off = 0;
-	ssize_t n;
-	int fd;
-
-	if ((fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1)
-		return NULL;
-	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||
-	    st.st_size > MIGRATE_FILE_MAX ||
-	    (buf = malloc((size_t)st.st_size + 1)) == NULL) {
-		close(fd);
-		return NULL;
-	}
-	while (off < (size_t)st.st_size) {
-		n = read(fd, buf + off, (size_t)st.st_size - off);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		off += (size_t)n;
-	}
-	close(fd);
-	buf[off] = '\0';
-	*lenp = off;
-	return buf;
+	return util_read_file_at(dirfd, name, MIGRATE_FILE_MAX, lenp);
 }
 
 static int

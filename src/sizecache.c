@@ -31,6 +31,7 @@
 
 #include "maildir.h"
 #include "sizecache.h"
+#include "util.h"
 
 #define SIZECACHE_MAGIC		"evpop3d-sizes 2\n"
 /* A cache bigger than this is not ours to believe (10M messages). */
@@ -70,33 +71,8 @@ sizecache_entry_cmp(const void *x, const void *y)
 static char *
 sizecache_read(int dirfd, size_t *lenp)
 {
-	struct stat st;
-	char *buf;
-	size_t off = 0;
-	ssize_t n;
-	int fd;
-
-	fd = openat(dirfd, SIZECACHE_FILE, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd == -1)
-		return NULL;
-	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||
-	    st.st_size > SIZECACHE_MAX_BYTES ||
-	    (buf = malloc((size_t)st.st_size + 1)) == NULL) {
-		close(fd);
-		return NULL;
-	}
-	while (off < (size_t)st.st_size) {
-		n = read(fd, buf + off, (size_t)st.st_size - off);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		off += (size_t)n;
-	}
-	close(fd);
-	buf[off] = '\0';
-	*lenp = off;
-	return buf;
+	return util_read_file_at(dirfd, SIZECACHE_FILE, SIZECACHE_MAX_BYTES,
+	    lenp);
 }
 
 /* Parse a decimal field ending at a blank; NULL if malformed. */

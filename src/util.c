@@ -7,8 +7,14 @@
  */
 #include "config.h"
 
+#include <sys/types.h>
+#include <sys/stat.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "util.h"
 
@@ -233,4 +239,37 @@ util_hex(const unsigned char *in, size_t n, char *out)
 		out[2 * i + 1] = util_hexdigits[in[i] & 0x0f];
 	}
 	out[2 * n] = '\0';
+}
+
+/* Small state files of a Maildir (caches, imports): read whole, NUL
+ * added; never follows a symbolic link. */
+char *
+util_read_file_at(int dirfd, const char *name, size_t max, size_t *lenp)
+{
+	struct stat st;
+	char *buf;
+	size_t off = 0;
+	ssize_t n;
+	int fd;
+
+	if ((fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1)
+		return NULL;
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||
+	    (size_t)st.st_size > max ||
+	    (buf = malloc((size_t)st.st_size + 1)) == NULL) {
+		close(fd);
+		return NULL;
+	}
+	while (off < (size_t)st.st_size) {
+		n = read(fd, buf + off, (size_t)st.st_size - off);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		off += (size_t)n;
+	}
+	close(fd);
+	buf[off] = '\0';
+	*lenp = off;
+	return buf;
 }

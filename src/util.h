@@ -46,4 +46,10 @@ void	util_log_escape(char *dst, size_t dstcap, const char *src,
 /* Lower-case hex of n bytes into out (needs 2n+1). */
 void	util_hex(const unsigned char *in, size_t n, char *out);
 
+/* Read the regular file dirfd/name (at most max octets, no symbolic
+ * link) into a NUL-terminated buffer to free; *lenp gets its length.
+ * NULL if missing, unreadable, too big or out of memory. */
+char	*util_read_file_at(int dirfd, const char *name, size_t max,
+	    size_t *lenp);
+
 #endif /* EVPOP3D_UTIL_H */
