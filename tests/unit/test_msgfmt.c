@@ -378,30 +378,42 @@ tmf_unstuff(const struct tmf_buf *in, struct tmf_buf *out)
 	tmf_put(out, in->p + start, in->len - start);
 }
 
+/* Encode in every TOP count of tops, with and without stuffing, fed in
+ * every way up to last_how; count outputs that differ from the reference. */
+static int
+tmf_check_all(const unsigned char *in, size_t n, const long long *tops,
+    size_t ntops, int last_how, struct tmf_buf *ref, struct tmf_buf *got)
+{
+	size_t t;
+	int stuff, how, bad = 0;
+
+	for (t = 0; t < ntops; t++)
+		for (stuff = 0; stuff <= 1; stuff++) {
+			tmf_reference(in, n, tops[t], stuff, ref);
+			for (how = TMF_WHOLE; how <= last_how; how++) {
+				tmf_encode(in, n, tops[t], stuff, how, got);
+				if (got->len != ref->len ||
+				    memcmp(got->p, ref->p, ref->len) != 0)
+					bad++;
+			}
+		}
+	return bad;
+}
+
 static void
 test_msgfmt_chunking(void)
 {
 	static const long long tops[] = { -1, 0, 1, 3 };
 	unsigned char in[300];
 	struct tmf_buf ref = { NULL, 0, 0 }, got = { NULL, 0, 0 };
-	size_t n, t;
-	int iter, stuff, how, bad = 0;
+	size_t n;
+	int iter, bad = 0;
 
 	tmf_rng_state = 0x9e3779b97f4a7c15ULL;
 	for (iter = 0; iter < 1500; iter++) {
 		n = tmf_random_input(in, sizeof(in));
-		for (t = 0; t < sizeof(tops) / sizeof(tops[0]); t++)
-			for (stuff = 0; stuff <= 1; stuff++) {
-				tmf_reference(in, n, tops[t], stuff, &ref);
-				for (how = TMF_WHOLE; how <= TMF_RANDOM;
-				    how++) {
-					tmf_encode(in, n, tops[t], stuff, how,
-					    &got);
-					if (got.len != ref.len ||
-					    memcmp(got.p, ref.p, ref.len) != 0)
-						bad++;
-				}
-			}
+		bad += tmf_check_all(in, n, tops, sizeof(tops) /
+		    sizeof(tops[0]), TMF_RANDOM, &ref, &got);
 	}
 	CU_ASSERT_EQUAL(bad, 0);
 	free(ref.p);
@@ -486,24 +498,14 @@ test_msgfmt_long_lines(void)
 	static const long long tops[] = { -1, 0, 4 };
 	unsigned char in[1500];
 	struct tmf_buf ref = { NULL, 0, 0 }, got = { NULL, 0, 0 };
-	size_t n, t;
-	int iter, stuff, how, bad = 0;
+	size_t n;
+	int iter, bad = 0;
 
 	tmf_rng_state = 0x5851f42d4c957f2dULL;
 	for (iter = 0; iter < 400; iter++) {
 		n = tmf_long_lines(in, sizeof(in));
-		for (t = 0; t < sizeof(tops) / sizeof(tops[0]); t++)
-			for (stuff = 0; stuff <= 1; stuff++) {
-				tmf_reference(in, n, tops[t], stuff, &ref);
-				for (how = TMF_WHOLE; how <= TMF_RANDOM_BIG;
-				    how++) {
-					tmf_encode(in, n, tops[t], stuff, how,
-					    &got);
-					if (got.len != ref.len ||
-					    memcmp(got.p, ref.p, ref.len) != 0)
-						bad++;
-				}
-			}
+		bad += tmf_check_all(in, n, tops, sizeof(tops) /
+		    sizeof(tops[0]), TMF_RANDOM_BIG, &ref, &got);
 	}
 	CU_ASSERT_EQUAL(bad, 0);
 	free(ref.p);
