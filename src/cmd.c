@@ -1259,7 +1259,7 @@ cmd_send_message(struct session *s, size_t idx, long long top_lines)
 		s->retr_octets += m->size;
 	} else
 		session_reply(s, "+OK");
-	if (retr_start(s, fd, top_lines) == -1) {
+	if (retr_start(s, fd, top_lines, m->size) == -1) {
 		session_reply(s, "-ERR [SYS/TEMP] Out of memory.");
 		session_close(s, END_ERROR);
 	}

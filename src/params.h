@@ -30,6 +30,19 @@
 /* Largest single socket write while streaming: all that can be buffered
  * (libevent's default, 16 KiB, made one loop turn per 16 KiB). */
 #define RETR_WRITE_MAX		(RETR_HIWAT + 2 * RETR_CHUNK + 8)
+/*
+ * Messages of at least RETR_PIPE_MIN octets are read (RETR_PIPE_CHUNK at a
+ * time) and encoded on the worker pool into RETR_PIPE_BLOCK blocks, two
+ * per stream, while the loop only writes: the loop never waits for a cold
+ * file, and encoding runs on another CPU.  Blocks are large because every
+ * hand-over between threads costs system calls.  At most RETR_PIPE_MAX such
+ * streams per process (2 blocks each: 64 MiB); others use the loop's reads.
+ */
+#define RETR_PIPE_MIN		(512 * 1024)
+#define RETR_PIPE_CHUNK		(64 * 1024)
+#define RETR_PIPE_BLOCK		(1024 * 1024)
+#define RETR_PIPE_MAX		32
+#define RETR_PIPE_WRITE_MAX	(2 * RETR_PIPE_BLOCK)
 
 /* User names: longer ones are refused before any path is built. */
 #define AUTH_USER_MAX		128

@@ -22,6 +22,7 @@ import hashlib
 import os
 import poplib
 import pwd
+import random
 import re
 import shutil
 import signal
@@ -1405,6 +1406,125 @@ def t_slow_reader(c):
     eq(hashlib.sha256(destuff(body)).hexdigest(), want,
        "sha256 of the de-stuffed 50 MB message")
     a.quit()
+
+
+def piped_message(tag, size, seed, final_eol=True):
+    """A message of about size octets whose awkward places fall where the
+    worker pool's reads (64 KiB) and blocks (1 MiB) split the file: a CR
+    at the end of one read and its LF at the start of the next, a line
+    starting with '.' right after a read boundary, a line longer than a
+    read, CRLF and LF mixed, lone CRs, lines of dots only."""
+    rng = random.Random(seed)
+    out = bytearray(mkmsg(tag, body=[]))
+    read = 64 * 1024
+    k = 1
+    while len(out) < size:
+        edge = k * read
+        # ordinary lines up to just before the next read boundary
+        while len(out) < edge - 200:
+            n = rng.randrange(0, 120)
+            line = bytes(rng.choice(b"abcdefghij .\r") for _ in range(n))
+            line = line.replace(b"\r", b"") if rng.random() < 0.7 else line
+            if rng.random() < 0.05:
+                line = b"." + line
+            if rng.random() < 0.02:
+                line = b"." * rng.randrange(1, 4)
+            out += line + (b"\r\n" if rng.random() < 0.2 else b"\n")
+        pad = edge - len(out) - 1
+        kind = k % 4
+        if kind == 0:       # CR last octet of one read, LF first of next
+            out += b"p" * (pad - 1) + b"\n" + b"\r"
+            out += b"\n"
+        elif kind == 1:     # dotted line starting the next read
+            out += b"q" * pad + b"\n"
+            out += b".starts a read\n"
+        elif kind == 2:     # a line twice as long as a read
+            out += b"r" * pad + b"\n"
+            out += b"L" * (2 * read) + b"\n"
+            k += 2
+        else:               # lone CR right before a read boundary
+            out += b"s" * pad + b"\r"
+        k += 1
+    data = bytes(out[:size])
+    if final_eol and not data.endswith(b"\n"):
+        data += b"\n"
+    return data
+
+
+@test()
+def t_retr_piped(c):
+    """Messages of 512 KiB and more are read and encoded on the worker pool
+    (retr.c): byte-exact output at every read and block boundary, sizes
+    just under and over the threshold, no final line end, pipelined
+    commands answered in order after them, and more such streams at once
+    than one process pipes (the rest go the inline way)."""
+    K = 1024
+    sizes = [(512 * K - 700, True), (512 * K + 10, True), (1024 * K, True),
+             (2 * 1024 * K + 33, False), (3 * 1024 * K + 5, True)]
+    msgs = []
+    for i, (size, eol) in enumerate(sizes):
+        msgs.append(("cur", "17322701%02d.M%dP1.pipe:2," % (i, i),
+                     piped_message("pipe%d" % i, size, i, eol)))
+    c.add_user("pia", "pia-pw-1", msgs=msgs)
+    many = 6 if SAN else 40
+    one = piped_message("many", 600 * K, 99)
+    for i in range(many):
+        c.add_user("m%02d" % i, "m-pw-%d" % i,
+                   msgs=[("cur", "1732270200.M1P1.many:2,", one)])
+    d = c.start(extra=["workers 1"])
+    files = {base_of(m): m[2] for m in msgs}
+    a = Conn(d.port, timeout=30 * SLOW)
+    a.login("pia", "pia-pw-1")
+    num = numbers(a)
+    sizes_listed = a.listing("LIST")
+    for n in sorted(num):
+        w = wire(files[num[n]])
+        eq(int(sizes_listed[n]), len(w), "LIST %d" % n)
+        eq(a.multi("RETR %d" % n), w, "RETR %d (%d octets)" % (n, len(w)))
+    # pipelined: the replies after a piped stream come after all of it
+    order = sorted(num)
+    a.send("RETR %d\r\nRETR %d\r\nLIST %d\r\nTOP %d 3\r\nNOOP\r\n"
+           % (order[4], order[2], order[3], order[4]))
+    r = a.line()
+    check(r.startswith("+OK"), "pipelined RETR: %s" % r)
+    eq(a.multi_body(), wire(files[num[order[4]]]), "pipelined RETR 5")
+    r = a.line()
+    check(r.startswith("+OK"), "pipelined RETR: %s" % r)
+    eq(a.multi_body(), wire(files[num[order[2]]]), "pipelined RETR 3")
+    eq(a.line().split()[:3], ["+OK", str(order[3]),
+                              str(len(wire(files[num[order[3]]])))],
+       "pipelined LIST 4")
+    r = a.line()
+    check(r.startswith("+OK"), "pipelined TOP: %s" % r)
+    eq(a.multi_body(), top_expect(files[num[order[4]]], 3), "pipelined TOP")
+    check(a.line().startswith("+OK"), "pipelined NOOP")
+    a.quit()
+
+    # many streams at once: all byte-exact, whichever way each went
+    want = hashlib.sha256(wire(one)).hexdigest()
+    conns = []
+    for i in range(many):
+        b = Conn(d.port, timeout=60 * SLOW)
+        b.login("m%02d" % i, "m-pw-%d" % i)
+        conns.append(b)
+    for b in conns:
+        b.send("RETR 1\r\n")
+    for i, b in enumerate(conns):
+        check(b.line().startswith("+OK"), "RETR on connection %d" % i)
+        eq(hashlib.sha256(b.multi_body()).hexdigest(), want,
+           "sha256 of RETR on connection %d of %d" % (i, many))
+    # and some abandoned half-way (blocks still queued when they go)
+    for b in conns[: many // 2]:
+        b.send("RETR 1\r\n")
+        b.s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                       b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        b.close()
+    for b in conns[many // 2:]:
+        b.quit()
+    for i in range(many):
+        eq(len(c.disk("m%02d" % i)), 1, "message of m%02d on disk" % i)
+    check(d.proc.poll() is None, "daemon died")
+    eq(d.stop(), 0, "exit status after SIGTERM")
 
 
 @test()

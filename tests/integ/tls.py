@@ -40,7 +40,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import run as base  # noqa: E402  (tests/integ/run.py)
 from run import (Fail, Closed, check, eq, short, wire, three,  # noqa: E402
                  base_of, test_id, free_port, wait_port, HOST, SLOW,
-                 START_TIMEOUT, ROOT)
+                 START_TIMEOUT, ROOT, big_message)
 
 
 class Skip(Exception):
@@ -448,7 +448,8 @@ def t_curl_tls(c):
 
 @test()
 def t_poplib_stls(c):
-    msgs = three("ps")
+    msgs = three("ps") + [("cur", "1732270301.M1P1.stlsbig:2,",
+                           big_message(2 * 1024 * 1024 + 77))]
     c.add_user("alice", "alice-pw-1", msgs=msgs)
     files = {base_of(m): m[2] for m in msgs}
     d = c.start_tls()
@@ -475,7 +476,9 @@ def t_poplib_stls(c):
 
 @test()
 def t_poplib_ssl(c):
-    msgs = three("pz")
+    # the fourth is large enough to be encoded on the worker pool
+    msgs = three("pz") + [("cur", "1732270300.M1P1.tlsbig:2,",
+                           big_message(3 * 1024 * 1024))]
     c.add_user("amy", "amy-pw-1", msgs=msgs)
     files = {base_of(m): m[2] for m in msgs}
     d = c.start_tls()
@@ -489,7 +492,7 @@ def t_poplib_ssl(c):
     check("USER" in caps, "CAPA over TLS lacks USER")
     p.user("amy")
     p.pass_("amy-pw-1")
-    eq(p.stat(), (3, sum(len(wire(v)) for v in files.values())), "STAT")
+    eq(p.stat(), (4, sum(len(wire(v)) for v in files.values())), "STAT")
     resp, ul, _ = p.uidl()
     for ln in ul:
         n, u = ln.split()
@@ -498,7 +501,7 @@ def t_poplib_ssl(c):
            "RETR %s" % n.decode())
     p.dele(1)
     check(p.quit().startswith(b"+OK"), "QUIT")
-    eq(len(c.disk("amy")), 2, "messages on disk after DELE+QUIT over TLS")
+    eq(len(c.disk("amy")), 3, "messages on disk after DELE+QUIT over TLS")
 
 
 @test()
