@@ -1,6 +1,6 @@
 /*
  * evpop3d - worker.h: a small pthread pool for blocking work (crypt,
- * Maildir scan, UPDATE unlink+fsync, lock files).  The only module that
+ * Maildir scan, UPDATE unlink+fsync, lock files, large RETR reads).  The only module that
  * starts threads.  Results come back on the event loop thread.
  */
 #ifndef EVPOP3D_WORKER_H
