@@ -4,11 +4,12 @@
 set -e
 # Build: compiler, autoconf, libraries.  Tests: the real clients and tools
 # the integration tests drive (curl, fetchmail, getmail6, mpop, telnet via
-# expect, socat, systemd-socket-activate, fail2ban-regex) and clang's
+# expect, socat, systemd-socket-activate, fail2ban-regex, ss) and clang's
 # libFuzzer for the fuzz smoke run.
 PKGS="build-essential autoconf automake pkg-config libevent-dev libssl-dev
 libcrypt-dev libcunit1-dev openssl python3 curl clang libclang-rt-14-dev
-fetchmail getmail6 mpop expect telnet socat systemd fail2ban haproxy"
+fetchmail getmail6 mpop expect telnet socat systemd fail2ban haproxy
+iproute2"
 missing=""
 for p in $PKGS; do
 	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then

@@ -260,9 +260,12 @@ listener_attach(struct event_base *base)
 		return -1;
 	for (i = 0; i < listener_n; i++) {
 		l = &listener_all[i];
+		/* Backlog 0: the socket already listens (listener_bind); -1
+		 * would make libevent listen(fd, 128) again and shrink the
+		 * shared socket's backlog for every worker. */
 		l->lev = evconnlistener_new(base, listener_accept_cb, l,
 		    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC |
-		    LEV_OPT_DISABLED, -1, l->fd);
+		    LEV_OPT_DISABLED, 0, l->fd);
 		if (l->lev == NULL) {
 			log_warn("listener %s", l->text);
 			return -1;

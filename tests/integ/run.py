@@ -953,6 +953,22 @@ def workers_of(d, n, timeout=5.0):
     return kids
 
 
+def somaxconn():
+    with open("/proc/sys/net/core/somaxconn") as f:
+        return int(f.read())
+
+
+def listen_backlog(port):
+    """The backlog of the socket listening on HOST:port, as ss shows it
+    (Send-Q of a listener)."""
+    out = subprocess.run(["ss", "-ltnH", "sport = :%d" % port],
+                         capture_output=True, text=True, check=True).stdout
+    rows = [ln.split() for ln in out.splitlines() if ln.strip()]
+    check(len(rows) == 1, "ss shows %d listeners on port %d: %s"
+          % (len(rows), port, out))
+    return int(rows[0][2])
+
+
 @test()
 def t_workers(c):
     """workers 3: three processes share the listener; the lock, the
@@ -964,6 +980,11 @@ def t_workers(c):
     d = c.start(extra=["workers 3", "max_connections 14",
                        "max_connections_per_ip 14"])
     kids = workers_of(d, 3)
+    # The shared socket keeps the daemon's backlog once every worker has
+    # attached to it (libevent's listen(fd, 128) used to shrink it, and a
+    # burst of connects then lost handshakes to SYN cookies).
+    eq(listen_backlog(d.port), min(4096, somaxconn()),
+       "listen backlog with 3 workers")
     # Concurrent sessions land on more than one worker ...
     conns, pids = [], set()
     for i in range(12):
