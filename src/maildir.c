@@ -38,7 +38,8 @@ struct mailbox {
 	struct maildir_msg	*msgs;
 	size_t			 nmsgs;
 	size_t			 cap;
-	void			*block;		/* msgs and arena, from the index */
+	void			*block;		/* msgs (and arena, from the index)
+					   when from sizecache_block_alloc */
 	size_t			 block_len;
 	char			*arena;		/* names loaded from the index */
 	size_t			 arena_len;
@@ -251,12 +252,49 @@ maildir_size_fd(int fd, unsigned char *buf, uint64_t *size)
  * directory; its size is found after sorting (maildir_sizes).  Returns 0,
  * or -1 on allocation failure.
  */
+/*
+ * Grow a scan's table to cap entries.  A large table goes into a block of
+ * huge pages, like a loaded index's: a big mailbox's table then takes a few
+ * prefaulted pages instead of thousands of faults, and when the session
+ * ends it hands back huge pages that the next big login (an index load,
+ * in any worker) gets warm.
+ */
+static int
+maildir_grow(struct mailbox *mb, size_t cap)
+{
+	struct maildir_msg *nm;
+	size_t len;
+
+	if (cap > SIZE_MAX / sizeof(*nm)) {
+		errno = ENOMEM;
+		return -1;
+	}
+	len = cap * sizeof(*nm);
+	if (len < SIZECACHE_TABLE_BLOCK_MIN) {
+		if ((nm = reallocarray(mb->msgs, cap, sizeof(*nm))) == NULL)
+			return -1;
+	} else {
+		if ((nm = sizecache_block_alloc(len)) == NULL)
+			return -1;
+		memcpy(nm, mb->msgs, mb->nmsgs * sizeof(*nm));
+		if (mb->block != NULL)
+			sizecache_block_free(mb->block, mb->block_len);
+		else
+			free(mb->msgs);
+		mb->block = nm;
+		mb->block_len = len;
+	}
+	mb->msgs = nm;
+	mb->cap = cap;
+	return 0;
+}
+
 static int
 maildir_add(struct maildir_scan *sc, const char *sub, const char *name,
     unsigned char type, uint64_t ino)
 {
 	struct mailbox *mb = sc->mb;
-	struct maildir_msg *msg, *nm;
+	struct maildir_msg *msg;
 	size_t cap;
 	char *rel;
 
@@ -266,12 +304,10 @@ maildir_add(struct maildir_scan *sc, const char *sub, const char *name,
 		return -1;
 	if (mb->nmsgs == mb->cap) {
 		cap = mb->cap == 0 ? 64 : mb->cap * 2;
-		if ((nm = reallocarray(mb->msgs, cap, sizeof(*nm))) == NULL) {
+		if (maildir_grow(mb, cap) == -1) {
 			free(rel);
 			return -1;
 		}
-		mb->msgs = nm;
-		mb->cap = cap;
 	}
 	msg = &mb->msgs[mb->nmsgs++];
 	memset(msg, 0, sizeof(*msg));
@@ -541,13 +577,17 @@ static int
 maildir_sort(struct mailbox *mb)
 {
 	struct maildir_msg **p, *sorted;
-	size_t i;
+	size_t i, len;
+	int big;
 
 	if (mb->nmsgs < 2)
 		return 0;
+	len = mb->nmsgs * sizeof(*sorted);
+	big = len >= SIZECACHE_TABLE_BLOCK_MIN;	/* as in maildir_grow */
 	if ((p = calloc(mb->nmsgs, sizeof(*p))) == NULL)
 		return -1;
-	if ((sorted = calloc(mb->nmsgs, sizeof(*sorted))) == NULL) {
+	if ((sorted = big ? sizecache_block_alloc(len) :
+	    calloc(mb->nmsgs, sizeof(*sorted))) == NULL) {
 		free(p);
 		return -1;
 	}
@@ -557,7 +597,12 @@ maildir_sort(struct mailbox *mb)
 	for (i = 0; i < mb->nmsgs; i++)
 		sorted[i] = *p[i];
 	free(p);
-	free(mb->msgs);
+	if (mb->block != NULL)
+		sizecache_block_free(mb->block, mb->block_len);
+	else
+		free(mb->msgs);
+	mb->block = big ? sorted : NULL;
+	mb->block_len = big ? len : 0;
 	mb->msgs = sorted;
 	mb->cap = mb->nmsgs;
 	return 0;

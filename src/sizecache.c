@@ -448,7 +448,7 @@ sizecache_block_maplen(size_t len)
 	return (len + unit - 1) & ~(unit - 1);
 }
 
-static void *
+void *
 sizecache_block_alloc(size_t len)
 {
 	char *p, *a;

@@ -132,7 +132,13 @@ struct sizecache *sizecache_from_index(const struct sizecache_index *);
  * set it to NULL). */
 void	sizecache_index_free(struct sizecache_index *);
 
-/* Free a block taken from a loaded index (block, block_len). */
+/*
+ * Memory for a large message table: from 64 KiB mapped and prefaulted in
+ * one call, from 4 MiB in huge pages (a loaded index's block, a scan's
+ * table).  Free with sizecache_block_free and the same length.
+ */
+#define SIZECACHE_TABLE_BLOCK_MIN	(4UL * 1024 * 1024)
+void	*sizecache_block_alloc(size_t);
 void	sizecache_block_free(void *, size_t);
 
 /* An index being written: the temporary file is created before the

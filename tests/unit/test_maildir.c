@@ -22,6 +22,7 @@
 
 #include "maildir.h"
 #include "msgfmt.h"
+#include "sizecache.h"
 #include "tests.h"
 
 /* The test's temporary root and its Maildir. */
@@ -478,6 +479,66 @@ test_maildir_update_many(void)
 	tmd_teardown();
 }
 
+/*
+ * A table big enough (over SIZECACHE_TABLE_BLOCK_MIN) to live in a mapped
+ * block of huge pages, grown and then sorted there: files created out of
+ * order, scanned, loaded again from the index, marked and updated.
+ */
+static void
+test_maildir_big_table(void)
+{
+	struct mailbox *mb;
+	char rel[64], body[32];
+	size_t i, j, n, removed = 0, failed = 99, count;
+	uint64_t octets, total = 0;
+	int round;
+
+	n = SIZECACHE_TABLE_BLOCK_MIN / sizeof(struct maildir_msg) * 5 / 4;
+	tmd_setup();
+	for (i = 0; i < n; i++) {
+		j = (i * 7919) % n;	/* 7919 is prime: a permutation */
+		snprintf(rel, sizeof(rel), "cur/%06zu.M1.big:2,", j);
+		snprintf(body, sizeof(body), "m%zu\n", j);
+		tmd_put(rel, body);
+		total += strlen(body) + 1;
+	}
+	/* Past the index's margin, so the second open loads it. */
+	sleep(SIZECACHE_INDEX_MARGIN_SEC + 1);
+	for (round = 0; round < 2; round++) {
+		mb = tmd_open(NULL);
+		CU_ASSERT_EQUAL(maildir_from_index(mb), round);
+		CU_ASSERT_EQUAL_FATAL(maildir_count(mb), n);
+		maildir_stat(mb, &count, &octets);
+		CU_ASSERT_EQUAL(octets, total);
+		for (i = 0; i < n; i++) {
+			snprintf(rel, sizeof(rel), "%06zu.M1.big", i);
+			if (strcmp(maildir_msg(mb, i)->uidl, rel) != 0) {
+				CU_FAIL("UIDL out of order");
+				break;
+			}
+			snprintf(body, sizeof(body), "m%zu\n", i);
+			if (maildir_msg(mb, i)->size != strlen(body) + 1) {
+				CU_FAIL("size");
+				break;
+			}
+		}
+		if (round == 1) {
+			for (i = 0; i < n; i += 3)
+				maildir_msg(mb, i)->deleted = 1;
+			CU_ASSERT_EQUAL(maildir_update(mb, &removed, &failed),
+			    0);
+			CU_ASSERT_EQUAL(removed, (n + 2) / 3);
+			CU_ASSERT_EQUAL(failed, 0);
+		}
+		maildir_free(mb);
+	}
+	mb = tmd_open(NULL);
+	CU_ASSERT_EQUAL(maildir_count(mb), n - (n + 2) / 3);
+	CU_ASSERT_STRING_EQUAL(maildir_msg(mb, 0)->uidl, "000001.M1.big");
+	maildir_free(mb);
+	tmd_teardown();
+}
+
 static void
 test_maildir_update_failure(void)
 {
@@ -817,6 +878,7 @@ test_maildir_register(void)
 	CU_add_test(s, "deletion marks", test_maildir_marks);
 	CU_add_test(s, "update", test_maildir_update);
 	CU_add_test(s, "update with many gone", test_maildir_update_many);
+	CU_add_test(s, "big table in huge pages", test_maildir_big_table);
 	CU_add_test(s, "update failure", test_maildir_update_failure);
 	CU_add_test(s, "crash-safe update", test_maildir_crash_safe_update);
 	CU_add_test(s, "msg_open", test_maildir_msg_open);
