@@ -267,22 +267,26 @@ retr_job_done(void *arg)
 static void
 retr_kick(struct retr *r)
 {
+	int filling;
+
 	if (r->job || r->produced_eof || r->error || r->s == NULL ||
 	    r->blk[r->prod].state != BLK_FREE)
 		return;
 	r->job = 1;
 	r->refs++;
+	/*
+	 * A job done at once (no pool yet, or no memory to queue it: then
+	 * it is filled here) must not re-enter retr_fill, since this may run
+	 * inside libevent's buffer code; its block is queued by the caller's
+	 * loop or the next write callback.
+	 */
+	filling = r->filling;
+	r->filling = 1;
 	if (worker_submit(retr_job_run, retr_job_done, r) == -1) {
-		/* Out of memory for the job: fill it here instead (and
-		 * queue it on the next write callback: this may run inside
-		 * libevent's buffer code). */
-		int filling = r->filling;
-
-		r->filling = 1;
 		retr_job_run(r);
 		retr_job_done(r);
-		r->filling = filling;
 	}
+	r->filling = filling;
 }
 
 /* libevent has written (or thrown away) a queued block. */
@@ -309,25 +313,31 @@ retr_pipe_fill(struct retr *r, struct evbuffer *out)
 {
 	struct retr_blk *b;
 
-	if (r->error)
-		return -1;
-	while ((b = &r->blk[r->send])->state == BLK_READY &&
-	    evbuffer_get_length(out) < RETR_PIPE_BLOCK) {
-		b->state = BLK_QUEUED;
-		r->send ^= 1;
-		r->refs++;
-		if (evbuffer_add_reference(out, b->data, b->len,
-		    retr_blk_written, r) == -1) {
-			b->state = BLK_FREE;
-			r->refs--;
+	for (;;) {
+		if (r->error)
 			return -1;
+		while ((b = &r->blk[r->send])->state == BLK_READY &&
+		    evbuffer_get_length(out) < RETR_PIPE_BLOCK) {
+			b->state = BLK_QUEUED;
+			r->send ^= 1;
+			r->refs++;
+			if (evbuffer_add_reference(out, b->data, b->len,
+			    retr_blk_written, r) == -1) {
+				b->state = BLK_FREE;
+				r->refs--;
+				return -1;
+			}
 		}
+		if (r->produced_eof && r->blk[r->send].state != BLK_READY &&
+		    r->send == r->prod)
+			return 1;
+		retr_kick(r);
+		/* Again only if a job finished at once and its block fits. */
+		if (r->error == 0 && (r->job ||
+		    r->blk[r->send].state != BLK_READY ||
+		    evbuffer_get_length(out) >= RETR_PIPE_BLOCK))
+			return 0;
 	}
-	if (r->produced_eof && r->blk[r->send].state != BLK_READY &&
-	    r->send == r->prod)
-		return 1;
-	retr_kick(r);
-	return r->error ? -1 : 0;
 }
 
 /* Fill up to the high-water mark; finish the stream at its end. */
