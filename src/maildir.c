@@ -27,6 +27,7 @@
 #include "migrate.h"
 #include "msgfmt.h"
 #include "sizecache.h"
+#include "util.h"
 
 /* Read buffer for counting sizes at login. */
 #define MAILDIR_READ_CHUNK	(64 * 1024)
@@ -1296,17 +1297,10 @@ maildir_journal_write(int mfd, const struct mailbox *mb)
 {
 	FILE *f;
 	size_t i;
-	int fd, saved;
+	int saved;
 
-	fd = openat(mfd, MAILDIR_JOURNAL_TMP, O_WRONLY | O_CREAT | O_TRUNC |
-	    O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd == -1)
+	if ((f = util_tmp_open_at(mfd, MAILDIR_JOURNAL_TMP)) == NULL)
 		return -1;
-	if ((f = fdopen(fd, "w")) == NULL) {
-		saved = errno;
-		close(fd);
-		goto fail;
-	}
 	fputs(MAILDIR_JOURNAL_MAGIC, f);
 	if (mb->trash)
 		fputs("mode trash\n", f);
@@ -1315,19 +1309,9 @@ maildir_journal_write(int mfd, const struct mailbox *mb)
 			fprintf(f, "%.*s\n", (int)mb->msgs[i].base_len,
 			    mb->msgs[i].name + MAILDIR_SUB_LEN);
 	fputs(".\n", f);		/* complete: the last line is there */
-	if (fflush(f) == EOF || fsync(fileno(f)) == -1) {
-		saved = errno;
-		fclose(f);
-		goto fail;
-	}
-	if (fclose(f) == EOF) {
-		saved = errno;
-		goto fail;
-	}
-	if (renameat(mfd, MAILDIR_JOURNAL_TMP, mfd, MAILDIR_JOURNAL) == -1) {
-		saved = errno;
-		goto fail;
-	}
+	if (util_tmp_commit_at(mfd, f, MAILDIR_JOURNAL_TMP,
+	    MAILDIR_JOURNAL) == -1)
+		return -1;
 	if (fsync(mfd) == -1 && errno != EINVAL) {
 		saved = errno;
 		unlinkat(mfd, MAILDIR_JOURNAL, 0);
@@ -1335,10 +1319,6 @@ maildir_journal_write(int mfd, const struct mailbox *mb)
 		return -1;
 	}
 	return 0;
-fail:
-	unlinkat(mfd, MAILDIR_JOURNAL_TMP, 0);
-	errno = saved;
-	return -1;
 }
 
 static int

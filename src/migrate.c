@@ -858,19 +858,9 @@ migrate_state_write(int dirfd, const struct migrate_map *m)
 {
 	FILE *f;
 	size_t i;
-	int fd, saved;
 
-	fd = openat(dirfd, MIGRATE_STATE_TMP, O_WRONLY | O_CREAT | O_TRUNC |
-	    O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd == -1)
+	if ((f = util_tmp_open_at(dirfd, MIGRATE_STATE_TMP)) == NULL)
 		return -1;
-	if ((f = fdopen(fd, "w")) == NULL) {
-		saved = errno;
-		close(fd);
-		unlinkat(dirfd, MIGRATE_STATE_TMP, 0);
-		errno = saved;
-		return -1;
-	}
 	fputs(MIGRATE_STATE_MAGIC, f);
 	for (i = 0; i < m->n; i++)
 		if (strchr(m->v[i].base, '\n') == NULL)
@@ -880,20 +870,9 @@ migrate_state_write(int dirfd, const struct migrate_map *m)
 	for (i = 0; i < m->nretired; i++)
 		fprintf(f, "R %s\n", m->rbuf + m->roff[i]);
 	/* Durable: once written, the old server's files may be removed. */
-	if (fflush(f) == EOF || ferror(f) || fsync(fileno(f)) == -1) {
-		saved = errno;
-		fclose(f);
-		unlinkat(dirfd, MIGRATE_STATE_TMP, 0);
-		errno = saved;
+	if (util_tmp_commit_at(dirfd, f, MIGRATE_STATE_TMP,
+	    MIGRATE_STATE_FILE) == -1)
 		return -1;
-	}
-	if (fclose(f) == EOF ||
-	    renameat(dirfd, MIGRATE_STATE_TMP, dirfd, MIGRATE_STATE_FILE) == -1) {
-		saved = errno;
-		unlinkat(dirfd, MIGRATE_STATE_TMP, 0);
-		errno = saved;
-		return -1;
-	}
 	fsync(dirfd);
 	return 0;
 }

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -272,4 +273,44 @@ util_read_file_at(int dirfd, const char *name, size_t max, size_t *lenp)
 	buf[off] = '\0';
 	*lenp = off;
 	return buf;
+}
+
+FILE *
+util_tmp_open_at(int dirfd, const char *tmp)
+{
+	FILE *f;
+	int fd, saved;
+
+	fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC |
+	    O_NOFOLLOW, 0600);
+	if (fd == -1)
+		return NULL;
+	if ((f = fdopen(fd, "w")) == NULL) {
+		saved = errno;
+		close(fd);
+		unlinkat(dirfd, tmp, 0);
+		errno = saved;
+	}
+	return f;
+}
+
+int
+util_tmp_commit_at(int dirfd, FILE *f, const char *tmp, const char *name)
+{
+	int saved;
+
+	if (fflush(f) == EOF || ferror(f) || fsync(fileno(f)) == -1) {
+		saved = errno;
+		fclose(f);
+		goto fail;
+	}
+	if (fclose(f) == EOF || renameat(dirfd, tmp, dirfd, name) == -1) {
+		saved = errno;
+		goto fail;
+	}
+	return 0;
+fail:
+	unlinkat(dirfd, tmp, 0);
+	errno = saved ? saved : EIO;
+	return -1;
 }

@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /*
  * Parse a decimal number made only of the digits 0-9 (no sign, no spaces,
@@ -51,5 +52,16 @@ void	util_hex(const unsigned char *in, size_t n, char *out);
  * NULL if missing, unreadable, too big or out of memory. */
 char	*util_read_file_at(int dirfd, const char *name, size_t max,
 	    size_t *lenp);
+
+/*
+ * Replace dirfd/name durably through dirfd/tmp: util_tmp_open_at creates
+ * tmp (mode 0600, no symbolic link) for writing; util_tmp_commit_at
+ * flushes and fsyncs it, closes it and renames it over name.  On any
+ * failure tmp is removed and -1 (NULL) returned with errno set; the
+ * caller fsyncs dirfd afterwards if the rename itself must be durable.
+ */
+FILE	*util_tmp_open_at(int dirfd, const char *tmp);
+int	util_tmp_commit_at(int dirfd, FILE *f, const char *tmp,
+	    const char *name);
 
 #endif /* EVPOP3D_UTIL_H */
